@@ -1,0 +1,35 @@
+//! AWS SDK configuration from the environment, with the endpoint variables users already set.
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use std::time::Duration;
+
+/// Loads the shared SDK configuration. `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` are
+/// honoured by the SDK itself. Timeouts keep a hung call from eating the whole Lambda budget.
+pub async fn load() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// The Secrets Manager client. AWS's Python templates read `SECRETS_MANAGER_ENDPOINT`; it applies
+/// when the standard `AWS_ENDPOINT_URL_SECRETS_MANAGER` is not set.
+pub fn secrets_manager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    let mut builder = aws_sdk_secretsmanager::config::Builder::from(config);
+    if std::env::var_os("AWS_ENDPOINT_URL_SECRETS_MANAGER").is_none()
+        && let Some(url) = non_empty_env("SECRETS_MANAGER_ENDPOINT")
+    {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_secretsmanager::Client::from_conf(builder.build())
+}
+
+pub fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}

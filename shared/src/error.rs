@@ -1,0 +1,57 @@
+//! Errors. Every message names the secret, the step, the version and the field or condition at
+//! fault, and none carries a secret value: values only ever live in `SecretString`.
+
+use crate::event::Step;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The stage gate refused the step.
+    #[error("{0}")]
+    Gate(String),
+    #[error("Secrets Manager {0}")]
+    Store(#[from] StoreError),
+    /// A stored value is unusable; names the label and the field.
+    #[error("the {stage} value is invalid: {problem}")]
+    Value {
+        stage: &'static str,
+        problem: String,
+    },
+    /// The target service refused or failed.
+    #[error("{0}")]
+    Target(String),
+}
+
+impl Error {
+    pub fn target(message: impl Into<String>) -> Self {
+        Error::Target(message.into())
+    }
+
+    pub fn value(stage: &'static str, problem: impl Into<String>) -> Self {
+        Error::Value {
+            stage,
+            problem: problem.into(),
+        }
+    }
+
+    /// A short name for metrics and log fields.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Gate(_) => "gate",
+            Error::Store(_) => "store",
+            Error::Value { .. } => "value",
+            Error::Target(_) => "target",
+        }
+    }
+}
+
+/// An error with the context of the step it ended.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} failed for secret {secret} (version {version}): {error}")]
+pub struct StepError {
+    pub secret: String,
+    pub step: Step,
+    pub version: String,
+    #[source]
+    pub error: Error,
+}

@@ -1,0 +1,104 @@
+//! The Lambda entry point every rotator binary calls: parse the event, run the step inside a span
+//! that names the secret, step and version, and report one summary line and one metric.
+
+use crate::event::RotationEvent;
+use crate::protocol::{self, Outcome};
+use crate::store::{AwsStore, SecretStore};
+use crate::target::Target;
+use crate::telemetry::StepMetric;
+use aws_config::SdkConfig;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
+
+/// Serves rotation events until the Lambda runtime stops the process.
+pub async fn serve(
+    rotator: &'static str,
+    sdk: &SdkConfig,
+    target: impl Target + 'static,
+) -> Result<(), lambda_runtime::Error> {
+    let store = Arc::new(AwsStore::new(crate::config::secrets_manager(sdk)));
+    let target = Arc::new(target);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let (store, target) = (store.clone(), target.clone());
+        async move {
+            let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            handle(&*store, &*target, rotator, &event.payload, Some(deadline))
+                .await
+                .map(|_| Value::Null)
+                .map_err(|message| Diagnostic {
+                    error_type: "RotationStepFailed".into(),
+                    error_message: message,
+                })
+        }
+    }))
+    .await
+}
+
+/// Handles one invocation. The error is the message for Secrets Manager; it names the secret, the
+/// step, the version and the field or condition, never a value.
+pub async fn handle(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    rotator: &str,
+    payload: &Value,
+    deadline: Option<SystemTime>,
+) -> Result<Outcome, String> {
+    let started = Instant::now();
+    let event = match RotationEvent::from_value(payload) {
+        Ok(event) => event,
+        Err(problem) => {
+            let message = format!("invalid rotation event: {problem}");
+            tracing::error!(rotator, error = %message, "step failed");
+            report(rotator, "invalid", "", "", started, Some("event"));
+            return Err(message);
+        }
+    };
+    let span = tracing::info_span!(
+        "rotation",
+        rotator,
+        secret_id = %event.secret_id,
+        step = %event.step,
+        version = %event.token,
+    );
+    async {
+        let result = protocol::run_step(store, target, &event, deadline).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let step = event.step.as_str();
+        match &result {
+            Ok(outcome) => {
+                tracing::info!(outcome = outcome.as_str(), duration_ms = ms, "step finished");
+                report(rotator, step, &event.secret_id, &event.token, started, None);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, error_kind = e.error.kind(), duration_ms = ms, "step failed");
+                let kind = e.error.kind();
+                report(rotator, step, &event.secret_id, &event.token, started, Some(kind));
+            }
+        }
+        result.map_err(|e| e.to_string())
+    }
+    .instrument(span)
+    .await
+}
+
+fn report(
+    rotator: &str,
+    step: &str,
+    secret: &str,
+    version: &str,
+    started: Instant,
+    failure: Option<&str>,
+) {
+    StepMetric {
+        rotator,
+        step,
+        secret,
+        version,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        failure,
+    }
+    .emit();
+}

@@ -1,0 +1,127 @@
+//! The four rotation steps, driven the same way for every target.
+
+use crate::error::{Error, StepError};
+use crate::event::{RotationEvent, Step};
+use crate::gate::{self, Gate};
+use crate::store::{AWSCURRENT, AWSPENDING, SecretStore, StoreError, move_label};
+use crate::target::{Target, TargetKind, Versions};
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The step changed something.
+    Done,
+    /// The step found its work already done (a retry, or a finished rotation).
+    AlreadyDone,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::AlreadyDone => "already-done",
+        }
+    }
+}
+
+/// Runs one step of one rotation: one `DescribeSecret` for the gate, then the step.
+pub async fn run_step(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    event: &RotationEvent,
+    deadline: Option<SystemTime>,
+) -> Result<Outcome, StepError> {
+    let fail = |secret: &str, error: Error| StepError {
+        secret: secret.to_owned(),
+        step: event.step,
+        version: event.token.clone(),
+        error,
+    };
+    let meta = store
+        .describe(&event.secret_id)
+        .await
+        .map_err(|e| fail(&event.secret_id, e.into()))?;
+    let arn = meta.arn.clone();
+    let gate = gate::check(&meta, &event.token).map_err(|e| fail(&arn, Error::Gate(e)))?;
+    let mut versions = Versions::new(store, meta, &event.token, deadline);
+    let result = match (event.step, gate) {
+        (Step::Finish, _) => finish(store, target, &mut versions, gate).await,
+        (_, Gate::AlreadyCurrent) => Ok(Outcome::AlreadyDone),
+        (Step::Create, Gate::Pending) => create(store, target, &versions, event).await,
+        (Step::Set, Gate::Pending) => target.set(&versions).await.map(|()| Outcome::Done),
+        (Step::Test, Gate::Pending) => target.test(&versions).await.map(|()| Outcome::Done),
+    };
+    result.map_err(|e| fail(&arn, e))
+}
+
+async fn create(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    v: &Versions<'_>,
+    event: &RotationEvent,
+) -> Result<Outcome, Error> {
+    let (arn, token) = (v.arn(), v.token());
+    match store.get_value(arn, Some(token), AWSPENDING).await {
+        Ok(_) => return Ok(Outcome::AlreadyDone),
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let new = target.create(v).await?;
+    let rotation_token = event.rotation_token.as_deref();
+    let Err(put_error) = store.put_pending(arn, token, &new, rotation_token).await else {
+        return Ok(Outcome::Done);
+    };
+    if target.kind() == TargetKind::Issuer {
+        // The put may have landed with only its answer lost: discard the minted value only when
+        // the store provably does not hold it, or the next attempt would find a dead pending value.
+        match store.get_value(arn, Some(token), AWSPENDING).await {
+            Ok(stored) if stored.value == new => return Ok(Outcome::Done),
+            Ok(_) | Err(StoreError::NotFound(_)) => {
+                if let Err(e) = target.discard(v, &new).await {
+                    tracing::warn!(error = %e, "could not discard the value that was not stored; the next createSecret cleans it up");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell whether the new value was stored; leaving it for the next createSecret");
+            }
+        }
+    }
+    Err(put_error.into())
+}
+
+async fn finish(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    v: &mut Versions<'_>,
+    gate: Gate,
+) -> Result<Outcome, Error> {
+    let arn = v.arn().to_owned();
+    let token = v.token();
+    let mut outcome = Outcome::AlreadyDone;
+    if gate == Gate::Pending {
+        // Secrets Manager calls finishSecret only after testSecret passed, but a manual or
+        // out-of-order invocation must not promote a placeholder or a value that does not work.
+        target.test(v).await?;
+        let current = v
+            .labels()
+            .version_with(AWSCURRENT)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Error::Gate("no version of this secret is labelled AWSCURRENT".into())
+            })?;
+        store
+            .move_stage(&arn, AWSCURRENT, Some(token), Some(&current))
+            .await?;
+        move_label(v.labels_mut(), AWSCURRENT, Some(token), Some(&current))?;
+        outcome = Outcome::Done;
+    }
+    if v.labels().has(token, AWSPENDING) {
+        store
+            .move_stage(&arn, AWSPENDING, None, Some(token))
+            .await?;
+        move_label(v.labels_mut(), AWSPENDING, None, Some(token))?;
+        outcome = Outcome::Done;
+    }
+    target.retire(v).await?;
+    Ok(outcome)
+}

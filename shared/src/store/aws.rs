@@ -1,0 +1,132 @@
+//! The Secrets Manager store over the AWS SDK.
+
+use super::{AWSPENDING, Labels, SecretMeta, SecretStore, SecretValue, StoreError};
+use crate::secret::SecretString;
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+
+#[derive(Clone)]
+pub struct AwsStore {
+    client: Client,
+}
+
+impl AwsStore {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Maps an SDK error by its service code; the message is the service's, which never carries the
+/// secret value.
+fn store_error<E, R>(op: &str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = err.code().unwrap_or_default().to_owned();
+    let message = match err.message() {
+        Some(m) => m.to_owned(),
+        None => aws_sdk_secretsmanager::error::DisplayErrorContext(&err).to_string(),
+    };
+    let text = format!("{op}: {code} {message}").replace("  ", " ");
+    match code.as_str() {
+        "ResourceNotFoundException" => StoreError::NotFound(text),
+        "InvalidRequestException" | "InvalidParameterException" | "ResourceExistsException" => {
+            StoreError::Refused(text)
+        }
+        _ => StoreError::Service(text),
+    }
+}
+
+#[async_trait]
+impl SecretStore for AwsStore {
+    async fn describe(&self, secret_id: &str) -> Result<SecretMeta, StoreError> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| store_error("DescribeSecret", e))?;
+        if out.deleted_date().is_some() {
+            return Err(StoreError::Refused(
+                "DescribeSecret: the secret is marked for deletion".into(),
+            ));
+        }
+        let labels = out
+            .version_ids_to_stages()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(SecretMeta {
+            arn: out.arn().unwrap_or(secret_id).to_owned(),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            labels: Labels(labels),
+        })
+    }
+
+    async fn get_value(
+        &self,
+        secret_id: &str,
+        version_id: Option<&str>,
+        stage: &str,
+    ) -> Result<SecretValue, StoreError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .set_version_id(version_id.map(str::to_owned))
+            .version_stage(stage)
+            .send()
+            .await
+            .map_err(|e| store_error("GetSecretValue", e))?;
+        let value = out.secret_string().ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "GetSecretValue: version under {stage} has no SecretString"
+            ))
+        })?;
+        Ok(SecretValue {
+            version_id: out.version_id().unwrap_or_default().to_owned(),
+            value: SecretString::from(value),
+        })
+    }
+
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretString,
+        rotation_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value.expose())
+            .version_stages(AWSPENDING)
+            .set_rotation_token(rotation_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| store_error("PutSecretValue", e))?;
+        Ok(())
+    }
+
+    async fn move_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(stage)
+            .set_move_to_version_id(to.map(str::to_owned))
+            .set_remove_from_version_id(from.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateSecretVersionStage", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! What a rotator plugs into the protocol: a `Target`, and the `Versions` it reads values from.
+
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::store::{
+    AWSCURRENT, AWSPENDING, AWSPREVIOUS, Labels, SecretMeta, SecretStore, StoreError,
+};
+use async_trait::async_trait;
+use std::time::SystemTime;
+use tokio::sync::OnceCell;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// We choose the new value and set it on the service (DB passwords, deploy keys).
+    Updater,
+    /// The service mints the credential (IAM keys, GitHub installation tokens). If storing a
+    /// minted value fails, the protocol asks the target to `discard` it.
+    Issuer,
+}
+
+#[async_trait]
+pub trait Target: Send + Sync {
+    fn kind(&self) -> TargetKind;
+
+    /// createSecret: the new value, made from the current one. An issuer must first clean up any
+    /// credential of an earlier attempt that crashed before storing it (one that no version of
+    /// the secret refers to), so retries do not pile up orphans.
+    async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error>;
+
+    /// Issuers: revoke a minted value that did not reach the store.
+    async fn discard(&self, _v: &Versions<'_>, _minted: &SecretString) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// setSecret: make the pending value valid on the service; a no-op when it already is.
+    async fn set(&self, v: &Versions<'_>) -> Result<(), Error>;
+
+    /// testSecret: prove the pending value works against the service.
+    async fn test(&self, v: &Versions<'_>) -> Result<(), Error>;
+
+    /// finishSecret, once `AWSCURRENT` is on the new version: retire the credential now labelled
+    /// `AWSPREVIOUS`. Runs again whenever finishSecret is retried, so it must be idempotent.
+    async fn retire(&self, v: &Versions<'_>) -> Result<(), Error>;
+}
+
+/// The secret's versions as one step sees them. Values are read on first use and cached, so a
+/// step makes only the `GetSecretValue` calls its target needs.
+pub struct Versions<'a> {
+    store: &'a dyn SecretStore,
+    meta: SecretMeta,
+    token: &'a str,
+    deadline: Option<SystemTime>,
+    current: OnceCell<SecretString>,
+    previous: OnceCell<Option<SecretString>>,
+    pending: OnceCell<SecretString>,
+}
+
+impl<'a> Versions<'a> {
+    pub fn new(
+        store: &'a dyn SecretStore,
+        meta: SecretMeta,
+        token: &'a str,
+        deadline: Option<SystemTime>,
+    ) -> Self {
+        Self {
+            store,
+            meta,
+            token,
+            deadline,
+            current: OnceCell::new(),
+            previous: OnceCell::new(),
+            pending: OnceCell::new(),
+        }
+    }
+
+    pub fn arn(&self) -> &str {
+        &self.meta.arn
+    }
+
+    /// The version being rotated to (`ClientRequestToken`).
+    pub fn token(&self) -> &'a str {
+        self.token
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.meta.labels
+    }
+
+    /// When the Lambda invocation runs out of time, for targets that wait (e.g. key propagation).
+    pub fn deadline(&self) -> Option<SystemTime> {
+        self.deadline
+    }
+
+    pub(crate) fn labels_mut(&mut self) -> &mut Labels {
+        &mut self.meta.labels
+    }
+
+    /// The value labelled `AWSCURRENT`.
+    pub async fn current(&self) -> Result<&SecretString, Error> {
+        self.current
+            .get_or_try_init(|| async {
+                let id = self.meta.labels.version_with(AWSCURRENT);
+                self.read(id, AWSCURRENT).await
+            })
+            .await
+    }
+
+    /// The value labelled `AWSPREVIOUS`, if a version carries it.
+    pub async fn previous(&self) -> Result<Option<&SecretString>, Error> {
+        self.previous
+            .get_or_try_init(|| async {
+                match self.meta.labels.version_with(AWSPREVIOUS) {
+                    None => Ok(None),
+                    Some(id) => match self.read(Some(id), AWSPREVIOUS).await {
+                        Ok(v) => Ok(Some(v)),
+                        // A version that never got a value (an abandoned placeholder).
+                        Err(Error::Store(StoreError::NotFound(_))) => Ok(None),
+                        Err(e) => Err(e),
+                    },
+                }
+            })
+            .await
+            .map(Option::as_ref)
+    }
+
+    /// The value of the version being rotated to.
+    pub async fn pending(&self) -> Result<&SecretString, Error> {
+        self.pending
+            .get_or_try_init(|| async {
+                let stage = if self.meta.labels.has(self.token, AWSPENDING) {
+                    AWSPENDING
+                } else {
+                    AWSCURRENT
+                };
+                self.read(Some(self.token), stage).await
+            })
+            .await
+    }
+
+    async fn read(&self, id: Option<&str>, stage: &str) -> Result<SecretString, Error> {
+        Ok(self.store.get_value(&self.meta.arn, id, stage).await?.value)
+    }
+}

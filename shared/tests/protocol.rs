@@ -1,0 +1,152 @@
+//! The protocol against the in-memory store: scenarios, fault injection, random step sequences,
+//! and the Lambda handler's error messages.
+
+use proptest::prelude::*;
+use shared::event::{RotationEvent, Step};
+use shared::store::{AWSCURRENT, AWSPENDING, MemoryStore};
+use shared::testkit::{self, Admin, Faults, KeyService};
+use shared::{lambda, run_step};
+
+#[tokio::test]
+async fn full_rotation_twice() {
+    testkit::full_rotation_twice(&MemoryStore::new(), "twice").await;
+}
+
+#[tokio::test]
+async fn every_step_twice_is_harmless() {
+    testkit::every_step_twice(&MemoryStore::new(), "twice-each").await;
+}
+
+#[tokio::test]
+async fn crash_after_every_call_converges() {
+    let injected = testkit::crash_after_every_call(&MemoryStore::new(), "crash").await;
+    assert!(injected >= 10, "only {injected} faults injected");
+}
+
+#[tokio::test]
+async fn foreign_token_changes_nothing() {
+    testkit::foreign_token_changes_nothing(&MemoryStore::new(), "foreign").await;
+}
+
+#[tokio::test]
+async fn finished_rotation_steps_are_noops() {
+    testkit::finished_rotation_steps_are_noops(&MemoryStore::new(), "finished").await;
+}
+
+#[tokio::test]
+async fn rotation_disabled_is_refused_and_changes_nothing() {
+    let store = MemoryStore::new();
+    let faults = Faults::default();
+    let service = KeyService::new(&faults);
+    let arn = store.create_secret("disabled", &service.seed());
+    store.begin_rotation(&arn, "t1").unwrap();
+    store.set_rotation_enabled(&arn, false);
+    let before = store.labels(&arn);
+    let err = run_step(
+        &store,
+        &service,
+        &RotationEvent::new(Step::Create, &arn, "t1"),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rotation is not enabled"), "{err}");
+    assert!(
+        err.contains(&arn) && err.contains("createSecret") && err.contains("t1"),
+        "{err}"
+    );
+    assert_eq!(store.labels(&arn), before);
+}
+
+#[tokio::test]
+async fn a_malformed_current_value_fails_create_with_the_field_and_changes_nothing() {
+    let store = MemoryStore::new();
+    let faults = Faults::default();
+    let service = KeyService::new(&faults);
+    let arn = store.create_secret("malformed", "{\"kee\": \"hunter2\"}");
+    store.begin_rotation(&arn, "t1").unwrap();
+    let before = store.labels(&arn);
+    let err = run_step(
+        &store,
+        &service,
+        &RotationEvent::new(Step::Create, &arn, "t1"),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("AWSCURRENT value is invalid: field `key` is missing"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    assert_eq!(store.labels(&arn), before);
+    assert!(service.keys().is_empty(), "nothing was minted");
+}
+
+#[tokio::test]
+async fn the_handler_names_the_bad_event_field() {
+    let store = MemoryStore::new();
+    let faults = Faults::default();
+    let service = KeyService::new(&faults);
+    let event =
+        serde_json::json!({"Step": "rotateSecret", "SecretId": "s", "ClientRequestToken": "t"});
+    let err = lambda::handle(&store, &service, "test", &event, None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with("invalid rotation event: field `Step` is `rotateSecret`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_handler_runs_a_step_and_reports_it() {
+    let store = MemoryStore::new();
+    let faults = Faults::default();
+    let service = KeyService::new(&faults);
+    let arn = store.create_secret("handler", &service.seed());
+    store.begin_rotation(&arn, "t1").unwrap();
+    let event =
+        serde_json::json!({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": "t1"});
+    let outcome = lambda::handle(&store, &service, "test", &event, None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, shared::Outcome::Done);
+    assert!(store.value_of(&arn, AWSPENDING).is_some());
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop::sample::select(Step::ALL.to_vec())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Any sequence of repeated and out-of-order steps keeps the invariants, and the four steps in
+    /// order afterwards always converge.
+    #[test]
+    fn random_step_sequences_keep_the_invariants(steps in prop::collection::vec(step(), 0..16)) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let store = MemoryStore::new();
+            let faults = Faults::default();
+            let service = KeyService::new(&faults);
+            let arn = Admin::create_secret(&store, "prop", &service.seed()).await;
+            let old = store.labels(&arn).version_with(AWSCURRENT).unwrap().to_owned();
+            let token = "tok-1";
+            store.begin_rotation(&arn, token).unwrap();
+            for s in &steps {
+                // Out-of-order steps may fail; they must never break the invariants.
+                let _ = run_step(&store, &service, &RotationEvent::new(*s, &arn, token), None).await;
+                testkit::check_invariants(&store, &service, &arn, token).await
+                    .unwrap_or_else(|e| panic!("after {steps:?}: {e}"));
+            }
+            testkit::attempt(&store, &service, &arn, token).await
+                .unwrap_or_else(|e| panic!("after {steps:?}: {e}"));
+            testkit::check_converged(&store, &service, &arn, token, &old).await
+                .unwrap_or_else(|e| panic!("after {steps:?}: {e}"));
+        });
+    }
+}
