@@ -48,10 +48,13 @@ mod tests {
         }
     }
 
-    /// Every row of the decision table: (rotation enabled, labels on the token, outcome).
+    /// One row of the decision table: rotation enabled, labels on the token (`None`: the token is
+    /// not a version), and the outcome (`Err` holds part of the message).
+    type Row<'a> = (bool, Option<&'a [&'a str]>, Result<Gate, &'a str>);
+
     #[test]
     fn decision_table() {
-        let rows: &[(bool, Option<&[&str]>, Result<Gate, &str>)] = &[
+        let rows: &[Row] = &[
             (false, Some(&[AWSPENDING]), Err("rotation is not enabled")),
             (false, Some(&[AWSCURRENT]), Err("rotation is not enabled")),
             (true, None, Err("not a version of this secret")),

@@ -1,0 +1,119 @@
+//! The local rotate-secret driver: does what Secrets Manager does on `rotate-secret`, against moto
+//! and a real function binary.
+
+use crate::runtime_api::{Function, Reply};
+use crate::stack;
+use aws_sdk_secretsmanager::Client;
+use serde_json::json;
+use shared::Step;
+use shared::store::{AwsStore, Labels, SecretStore};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    /// Retry the rotation already in progress (same token) instead of refusing, as Secrets
+    /// Manager does when it retries a failed rotation.
+    pub resume: bool,
+    pub lambda_arn: String,
+    pub step_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct StepReport {
+    pub step: Step,
+    pub result: Result<(), String>,
+    pub millis: f64,
+}
+
+#[derive(Debug)]
+pub struct Rotation {
+    pub token: String,
+    pub steps: Vec<StepReport>,
+    pub labels: Labels,
+}
+
+impl Rotation {
+    pub fn succeeded(&self) -> bool {
+        self.steps.len() == 4 && self.steps.iter().all(|s| s.result.is_ok())
+    }
+}
+
+/// Starts (or resumes) a rotation and runs the four steps, stopping at the first failure.
+/// `Err` means the rotation could not start; step failures are in the report.
+pub async fn rotate(
+    client: &Client,
+    function: &mut Function,
+    secret_id: &str,
+    opts: &Options,
+) -> Result<Rotation, String> {
+    let store = AwsStore::new(client.clone());
+    let meta = store.describe(secret_id).await.map_err(|e| e.to_string())?;
+    let token = match meta.labels.rotation_in_progress() {
+        Some(pending) if opts.resume => pending.to_owned(),
+        Some(pending) => {
+            return Err(format!(
+                "a previous rotation of {} isn't complete (AWSPENDING is on version {pending}); \
+                 rerun with --resume to retry it",
+                meta.arn
+            ));
+        }
+        None => {
+            let token = shared::random::version_id();
+            stack::begin_rotation(client, &meta.arn, &token, &opts.lambda_arn).await?;
+            token
+        }
+    };
+    let mut steps = Vec::new();
+    for step in Step::ALL {
+        let event = json!({
+            "Step": step.as_str(),
+            "SecretId": meta.arn,
+            "ClientRequestToken": token,
+            "RotationToken": shared::random::version_id(),
+        });
+        let started = Instant::now();
+        function.ensure_running().await.map_err(|e| e.to_string())?;
+        let result = match function.invoke(&event, opts.step_timeout).await {
+            Ok(Reply::Response(_)) => Ok(()),
+            Ok(Reply::Error(message)) => Err(message),
+            Err(e) => Err(e.to_string()),
+        };
+        let failed = result.is_err();
+        steps.push(StepReport {
+            step,
+            result,
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        });
+        if failed {
+            break;
+        }
+    }
+    let labels = store
+        .describe(&meta.arn)
+        .await
+        .map_err(|e| e.to_string())?
+        .labels;
+    Ok(Rotation {
+        token,
+        steps,
+        labels,
+    })
+}
+
+/// The label map as a small table, one version a line.
+pub fn format_labels(labels: &Labels) -> String {
+    let mut rows: Vec<_> = labels.0.iter().filter(|(_, s)| !s.is_empty()).collect();
+    rows.sort_by_key(|(_, s)| s.iter().map(|l| label_rank(l)).min());
+    rows.iter()
+        .map(|(id, stages)| format!("  {id}  {}", stages.join(", ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn label_rank(label: &str) -> u8 {
+    match label {
+        "AWSCURRENT" => 0,
+        "AWSPENDING" => 1,
+        "AWSPREVIOUS" => 2,
+        _ => 3,
+    }
+}
