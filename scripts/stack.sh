@@ -1,14 +1,32 @@
-# The local stack, sourced by scripts/test and scripts/demo: moto server on a free loopback port,
-# with the AWS environment pointed at it. `stack_start` exports the variables; `stack_stop` ends it.
+# The local stack, sourced by scripts/test and scripts/demo:
+# - moto server (Secrets Manager, IAM, STS) on a free loopback port;
+# - a throwaway PostgreSQL cluster with scram-sha-256 and TLS (the machine's own PostgreSQL may
+#   trust every local connection, so it cannot prove that an old password is refused);
+# - a throwaway MariaDB server with TLS;
+# - a test CA that signed both servers' certificates, and a second, unrelated CA.
+# `stack_start` starts them all and exports where they are; `stack_stop` ends them.
 
 STACK_DIR="${STACK_DIR:-$PWD/.stack}"
+
+stack_say() { printf 'stack: %s\n' "$*" >&2; }
 
 free_port() {
   .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-stack_start() {
-  mkdir -p "$STACK_DIR"
+wait_for() { # wait_for DESCRIPTION LOG COMMAND...
+  local what=$1 log=$2
+  shift 2
+  for _ in $(seq 1 150); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  stack_say "$what did not start; its log:"
+  tail -n 20 "$log" >&2 || true
+  return 1
+}
+
+stack_moto() {
   local port
   port=$(free_port)
   .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$STACK_DIR/moto.log" 2>&1 &
@@ -19,14 +37,80 @@ stack_start() {
   unset AWS_SESSION_TOKEN AWS_PROFILE
   # Outside Lambda the SDK would otherwise probe the instance metadata address.
   export AWS_EC2_METADATA_DISABLED=true
-  for _ in $(seq 1 100); do
-    if .venv/bin/python -c "import urllib.request as u; u.urlopen('$AWS_ENDPOINT_URL/moto-api/')" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "stack: moto server did not start; see $STACK_DIR/moto.log" >&2
-  return 1
+  wait_for "moto server" "$STACK_DIR/moto.log" \
+    .venv/bin/python -c "import urllib.request as u; u.urlopen('$AWS_ENDPOINT_URL/moto-api/')"
+}
+
+stack_certs() {
+  local d=$STACK_TMP/tls
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" -days 30 \
+    -subj "/CN=rotation test CA" 2>/dev/null
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/wrong-ca.key" -out "$d/wrong-ca.pem" -days 30 \
+    -subj "/CN=some other CA" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" \
+    -subj "/CN=localhost" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -out "$d/server.pem" -days 30 -extfile "$d/ext.cnf" 2>/dev/null
+  chmod 600 "$d/server.key"
+  export TEST_CA_FILE=$d/ca.pem TEST_WRONG_CA_FILE=$d/wrong-ca.pem
+}
+
+# PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres user.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+stack_postgres() {
+  local bin d=$STACK_TMP/pg port
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$bin" ] || bin=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)")
+  [ -x "$bin/initdb" ] || { stack_say "PostgreSQL server binaries (initdb) are missing: scripts/setup installs them as root"; return 1; }
+  port=$(free_port)
+  export TEST_PG_PORT=$port TEST_PG_SUPERUSER=postgres TEST_PG_SUPERPASS="super-$RANDOM$RANDOM"
+  mkdir -p "$d"
+  echo "$TEST_PG_SUPERPASS" >"$STACK_TMP/pg.pw"
+  cp "$STACK_TMP/tls/server.pem" "$STACK_TMP/tls/server.key" "$d/"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$d" "$STACK_TMP/pg.pw"
+  as_pg "$bin/initdb" -D "$d/data" -U postgres --auth=scram-sha-256 --pwfile="$STACK_TMP/pg.pw" >"$STACK_DIR/pg-init.log" 2>&1 \
+    || { stack_say "initdb failed:"; tail -n 20 "$STACK_DIR/pg-init.log" >&2; return 1; }
+  as_pg "$bin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -o \
+    "-p $port -k $d -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=$d/server.pem -c ssl_key_file=$d/server.key" \
+    start >/dev/null || { stack_say "PostgreSQL did not start:"; tail -n 20 "$d/server.log" >&2; return 1; }
+  echo "$bin" >"$STACK_TMP/pg.bin"
+}
+
+stack_mariadb() {
+  local d=$STACK_TMP/mariadb port server
+  server=$(command -v mariadbd || command -v mysqld || ls /usr/sbin/mariadbd 2>/dev/null || true)
+  if [ -z "$server" ] || ! command -v mariadb-install-db >/dev/null; then
+    stack_say "MariaDB server binaries (mariadbd, mariadb-install-db) are missing: scripts/setup installs them as root"
+    return 1
+  fi
+  port=$(free_port)
+  export TEST_MARIADB_PORT=$port TEST_MARIADB_SUPERUSER=root TEST_MARIADB_SUPERPASS="super-$RANDOM$RANDOM"
+  mkdir -p "$d"
+  mariadb-install-db --no-defaults --datadir="$d/data" --user="$(id -un)" \
+    --auth-root-authentication-method=normal --skip-test-db >"$STACK_DIR/mariadb-init.log" 2>&1 \
+    || { stack_say "mariadb-install-db failed:"; tail -n 20 "$STACK_DIR/mariadb-init.log" >&2; return 1; }
+  "$server" --no-defaults --datadir="$d/data" --user="$(id -un)" --port="$port" --bind-address=127.0.0.1 \
+    --socket="$d/sock" --pid-file="$d/pid" --skip-name-resolve --log-error="$d/error.log" \
+    --ssl-ca="$STACK_TMP/tls/ca.pem" --ssl-cert="$STACK_TMP/tls/server.pem" --ssl-key="$STACK_TMP/tls/server.key" \
+    >"$d/stdout.log" 2>&1 &
+  wait_for "MariaDB" "$d/error.log" mariadb --socket="$d/sock" -uroot -e "select 1"
+  mariadb --socket="$d/sock" -uroot -e "
+    DROP USER IF EXISTS root@'::1';
+    ALTER USER root@localhost IDENTIFIED BY '$TEST_MARIADB_SUPERPASS';
+    ALTER USER root@'127.0.0.1' IDENTIFIED BY '$TEST_MARIADB_SUPERPASS';
+    CREATE DATABASE IF NOT EXISTS test;"
+}
+
+stack_start() {
+  mkdir -p "$STACK_DIR"
+  # Database files live outside the work tree: the postgres user must be able to reach them.
+  STACK_TMP=$(mktemp -d /tmp/rotation-stack.XXXXXX)
+  chmod 755 "$STACK_TMP"
+  echo "$STACK_TMP" >"$STACK_DIR/tmp"
+  stack_moto && stack_certs && stack_postgres && stack_mariadb
 }
 
 stack_stop() {
@@ -34,4 +118,13 @@ stack_stop() {
     kill "$(cat "$STACK_DIR/moto.pid")" 2>/dev/null || true
     rm -f "$STACK_DIR/moto.pid"
   fi
+  local tmp
+  tmp=$(cat "$STACK_DIR/tmp" 2>/dev/null || true)
+  if [ -n "$tmp" ] && [ -d "$tmp" ]; then
+    [ -f "$tmp/pg.bin" ] && as_pg "$(cat "$tmp/pg.bin")/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1
+    [ -f "$tmp/mariadb/pid" ] && kill "$(cat "$tmp/mariadb/pid")" 2>/dev/null
+    sleep 0.5
+    rm -rf "$tmp"
+  fi
+  rm -f "$STACK_DIR/tmp"
 }

@@ -43,7 +43,15 @@ impl PasswordPolicy {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let d = Self::default();
+        Self::from_lookup_with(Self::default(), get)
+    }
+
+    /// Like `from_env`, with a rotator's own defaults for the variables that are not set.
+    pub fn from_env_with(defaults: Self) -> Result<Self, String> {
+        Self::from_lookup_with(defaults, |name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup_with(d: Self, get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let flag = |name: &str, default: bool| -> Result<bool, String> {
             match get(name).as_deref().map(str::trim) {
                 None | Some("") => Ok(default),

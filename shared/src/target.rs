@@ -137,6 +137,15 @@ impl<'a> Versions<'a> {
             .await
     }
 
+    /// The `AWSCURRENT` value of another secret, e.g. a master or private-key secret.
+    pub async fn other_secret(&self, secret_id: &str) -> Result<SecretString, Error> {
+        Ok(self
+            .store
+            .get_value(secret_id, None, AWSCURRENT)
+            .await?
+            .value)
+    }
+
     async fn read(&self, id: Option<&str>, stage: &str) -> Result<SecretString, Error> {
         Ok(self.store.get_value(&self.meta.arn, id, stage).await?.value)
     }

@@ -1,6 +1,7 @@
 //! The local stack for demos, tests and benchmarks: a Lambda Runtime API server that runs the real
 //! rotator binaries, moto server as Secrets Manager, and the rotate-secret driver.
 
+pub mod db;
 pub mod driver;
 pub mod runtime_api;
 pub mod stack;

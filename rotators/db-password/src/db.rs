@@ -1,0 +1,357 @@
+//! Connections and the few statements the rotator runs, for PostgreSQL and MySQL/MariaDB.
+//!
+//! TLS is strict unless the secret says `"ssl": false`: the server certificate must chain to the
+//! configured CA bundle (or the public roots) and match the host name. There is no fallback.
+
+use crate::secret::{DbSecret, Engine};
+use crate::sql;
+use shared::SecretString;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use sqlx::{AssertSqlSafe, Connection};
+use std::future::Future;
+use std::time::Duration;
+
+/// Connection settings from the function's environment.
+#[derive(Clone)]
+pub struct Settings {
+    /// PEM CA bundle to verify servers with (e.g. Amazon RDS's global bundle); `None`: public roots.
+    pub ca_pem: Option<Vec<u8>>,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Settings {
+    /// `DB_CA_BUNDLE_FILE` (a path) or `DB_CA_BUNDLE_PEM` (the PEM itself), and
+    /// `DB_CONNECT_TIMEOUT_SECONDS` / `DB_STATEMENT_TIMEOUT_SECONDS` (5 each).
+    pub fn from_env() -> Result<Self, String> {
+        let env = |name: &str| shared::config::non_empty_env(name);
+        let ca_pem = match (env("DB_CA_BUNDLE_FILE"), env("DB_CA_BUNDLE_PEM")) {
+            (Some(_), Some(_)) => {
+                return Err("set DB_CA_BUNDLE_FILE or DB_CA_BUNDLE_PEM, not both".into());
+            }
+            (Some(path), None) => {
+                Some(std::fs::read(&path).map_err(|e| format!("DB_CA_BUNDLE_FILE {path}: {e}"))?)
+            }
+            (None, Some(pem)) => Some(pem.into_bytes()),
+            (None, None) => None,
+        };
+        if let Some(pem) = &ca_pem
+            && !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----")
+        {
+            return Err("the DB CA bundle holds no PEM certificate".into());
+        }
+        let seconds = |name: &str| -> Result<Duration, String> {
+            match env(name) {
+                None => Ok(Duration::from_secs(5)),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=300).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| {
+                        format!("{name} must be a whole number of seconds from 1 to 300, got `{v}`")
+                    }),
+            }
+        };
+        Ok(Self {
+            ca_pem,
+            connect_timeout: seconds("DB_CONNECT_TIMEOUT_SECONDS")?,
+            statement_timeout: seconds("DB_STATEMENT_TIMEOUT_SECONDS")?,
+        })
+    }
+}
+
+pub enum Conn {
+    Pg(PgConnection),
+    My {
+        conn: MySqlConnection,
+        mariadb: bool,
+        no_backslash_escapes: bool,
+    },
+}
+
+/// Removes a secret from a driver or server message, in case one ever echoes it.
+fn scrub(message: String, secrets: &[&SecretString]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.expose().is_empty())
+        .fold(message, |m, s| m.replace(s.expose(), "[redacted]"))
+}
+
+/// Logs in with the host, port and TLS setting of `target` and the credentials of `login`.
+pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Result<Conn, String> {
+    let place = format!(
+        "{} at {} as user {:?}",
+        target.engine.name(),
+        target.endpoint(),
+        login.username
+    );
+    if !target.ssl {
+        tracing::warn!(
+            endpoint = %target.endpoint(),
+            "TLS is off because the secret says \"ssl\": false; the password crosses the network in plain text"
+        );
+    }
+    let attempt = async {
+        match target.engine {
+            Engine::Postgres => {
+                let mut o = PgConnectOptions::new()
+                    .host(&target.host)
+                    .port(target.port)
+                    .username(&login.username)
+                    .password(login.password.expose())
+                    .database(target.dbname.as_deref().unwrap_or("postgres"))
+                    .options([(
+                        "statement_timeout",
+                        format!("{}ms", s.statement_timeout.as_millis()),
+                    )]);
+                o = if target.ssl {
+                    let o = o.ssl_mode(PgSslMode::VerifyFull);
+                    match &s.ca_pem {
+                        Some(pem) => o.ssl_root_cert_from_pem(pem.clone()),
+                        None => o,
+                    }
+                } else {
+                    o.ssl_mode(PgSslMode::Disable)
+                };
+                PgConnection::connect_with(&o).await.map(Conn::Pg)
+            }
+            Engine::MySql | Engine::MariaDb => {
+                let mut o = MySqlConnectOptions::new()
+                    .host(&target.host)
+                    .port(target.port)
+                    .username(&login.username)
+                    .password(login.password.expose());
+                if let Some(db) = &target.dbname {
+                    o = o.database(db);
+                }
+                o = if target.ssl {
+                    let o = o.ssl_mode(MySqlSslMode::VerifyIdentity);
+                    match &s.ca_pem {
+                        Some(pem) => o.ssl_ca_from_pem(pem.clone()),
+                        None => o,
+                    }
+                } else {
+                    o.ssl_mode(MySqlSslMode::Disabled)
+                };
+                let mut conn = MySqlConnection::connect_with(&o).await?;
+                let (version, mode): (String, String) =
+                    sqlx::query_as("SELECT VERSION(), @@SESSION.sql_mode")
+                        .fetch_one(&mut conn)
+                        .await?;
+                Ok(Conn::My {
+                    conn,
+                    mariadb: version.contains("MariaDB"),
+                    no_backslash_escapes: mode.contains("NO_BACKSLASH_ESCAPES"),
+                })
+            }
+        }
+    };
+    match tokio::time::timeout(s.connect_timeout, attempt).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(scrub(
+            format!("cannot connect to {place}: {e}"),
+            &[&login.password],
+        )),
+        Err(_) => Err(format!(
+            "timed out after {:?} connecting to {place}",
+            s.connect_timeout
+        )),
+    }
+}
+
+impl Conn {
+    async fn timed<T>(
+        timeout: Duration,
+        what: &str,
+        secrets: &[&SecretString],
+        f: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(scrub(format!("{what} failed: {e}"), secrets)),
+            Err(_) => Err(format!("{what} timed out after {timeout:?}")),
+        }
+    }
+
+    /// Runs one statement through the text protocol (utility statements cannot be prepared).
+    async fn run(
+        &mut self,
+        s: &Settings,
+        what: &str,
+        statement: String,
+        secrets: &[&SecretString],
+    ) -> Result<(), String> {
+        let q = sqlx::raw_sql(AssertSqlSafe(statement));
+        match self {
+            Conn::Pg(c) => Self::timed(s.statement_timeout, what, secrets, q.execute(c))
+                .await
+                .map(drop),
+            Conn::My { conn, .. } => {
+                Self::timed(s.statement_timeout, what, secrets, q.execute(conn))
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Proves the login works.
+    pub async fn ping(&mut self, s: &Settings) -> Result<(), String> {
+        self.run(s, "SELECT 1", "SELECT 1".into(), &[]).await
+    }
+
+    /// PostgreSQL: whether a role exists.
+    pub async fn pg_role_exists(&mut self, s: &Settings, role: &str) -> Result<bool, String> {
+        let Conn::Pg(c) = self else {
+            unreachable!("PostgreSQL only")
+        };
+        let q =
+            sqlx::query_scalar::<_, i32>("SELECT 1 FROM pg_roles WHERE rolname = $1").bind(role);
+        Self::timed(
+            s.statement_timeout,
+            "looking up the role",
+            &[],
+            q.fetch_optional(c),
+        )
+        .await
+        .map(|r| r.is_some())
+    }
+
+    /// PostgreSQL: sets a role's password as a SCRAM verifier computed here, so the plaintext
+    /// never reaches the server or its logs. With `member_of`, creates the role first as a
+    /// member of that role, which gives it the same privileges, now and later.
+    pub async fn pg_set_password(
+        &mut self,
+        s: &Settings,
+        role: &str,
+        password: &SecretString,
+        create_in_role: Option<&str>,
+    ) -> Result<(), String> {
+        let verifier = postgres_protocol::password::scram_sha_256(password.expose().as_bytes());
+        let statement = match create_in_role {
+            Some(parent) => format!(
+                "CREATE ROLE {} WITH LOGIN PASSWORD {} IN ROLE {}",
+                sql::pg_ident(role),
+                sql::pg_literal(&verifier),
+                sql::pg_ident(parent)
+            ),
+            None => format!(
+                "ALTER ROLE {} WITH PASSWORD {}",
+                sql::pg_ident(role),
+                sql::pg_literal(&verifier)
+            ),
+        };
+        self.run(s, "setting the password", statement, &[password])
+            .await
+    }
+
+    /// MySQL/MariaDB: the account (user, host) this connection logged in as.
+    pub async fn my_current_account(&mut self, s: &Settings) -> Result<(String, String), String> {
+        let Conn::My { conn, .. } = self else {
+            unreachable!("MySQL only")
+        };
+        let q = sqlx::query_scalar::<_, String>("SELECT CURRENT_USER()");
+        let account = Self::timed(
+            s.statement_timeout,
+            "reading CURRENT_USER()",
+            &[],
+            q.fetch_one(conn),
+        )
+        .await?;
+        let (user, host) = account
+            .rsplit_once('@')
+            .ok_or("CURRENT_USER() has no host part")?;
+        Ok((user.to_owned(), host.to_owned()))
+    }
+
+    /// MySQL/MariaDB: the hosts a user has accounts for.
+    pub async fn my_user_hosts(&mut self, s: &Settings, user: &str) -> Result<Vec<String>, String> {
+        let Conn::My { conn, .. } = self else {
+            unreachable!("MySQL only")
+        };
+        let q = sqlx::query_scalar::<_, String>("SELECT Host FROM mysql.user WHERE User = ?")
+            .bind(user);
+        Self::timed(
+            s.statement_timeout,
+            "listing the user's accounts",
+            &[],
+            q.fetch_all(conn),
+        )
+        .await
+    }
+
+    fn my_literal(&self, text: &str) -> String {
+        let Conn::My {
+            no_backslash_escapes,
+            ..
+        } = self
+        else {
+            unreachable!("MySQL only")
+        };
+        sql::my_literal(text, *no_backslash_escapes)
+    }
+
+    fn my_account(&self, user: &str, host: &str) -> String {
+        format!("{}@{}", self.my_literal(user), self.my_literal(host))
+    }
+
+    /// MySQL/MariaDB: the logged-in user changes its own password, which needs no privilege.
+    pub async fn my_set_own_password(
+        &mut self,
+        s: &Settings,
+        password: &SecretString,
+    ) -> Result<(), String> {
+        let Conn::My { mariadb, .. } = *self else {
+            unreachable!("MySQL only")
+        };
+        let literal = self.my_literal(password.expose());
+        let statement = if mariadb {
+            format!("SET PASSWORD = PASSWORD({literal})")
+        } else {
+            format!("ALTER USER CURRENT_USER() IDENTIFIED BY {literal}")
+        };
+        self.run(s, "setting the password", statement, &[password])
+            .await
+    }
+
+    /// MySQL/MariaDB, as an administrator: creates `user@host` if missing, sets its password, and
+    /// replays every grant of `from@host`, so grants added since the last rotation follow.
+    pub async fn my_sync_user(
+        &mut self,
+        s: &Settings,
+        user: &str,
+        host: &str,
+        password: &SecretString,
+        grants_from: &str,
+    ) -> Result<(), String> {
+        let account = self.my_account(user, host);
+        let literal = self.my_literal(password.expose());
+        let create = format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {literal}");
+        self.run(s, "creating the user", create, &[password])
+            .await?;
+        let alter = format!("ALTER USER {account} IDENTIFIED BY {literal}");
+        self.run(s, "setting the password", alter, &[password])
+            .await?;
+        let shown = format!("SHOW GRANTS FOR {}", self.my_account(grants_from, host));
+        let Conn::My { conn, .. } = self else {
+            unreachable!("MySQL only")
+        };
+        let q = sqlx::query_scalar::<_, String>(AssertSqlSafe(shown));
+        let lines = Self::timed(
+            s.statement_timeout,
+            "reading the grants",
+            &[],
+            q.fetch_all(&mut *conn),
+        )
+        .await?;
+        let from_shown = sql::my_account_shown(grants_from, host);
+        for line in lines {
+            if let Some(grant) = sql::regrant(&line, &from_shown, &account) {
+                self.run(s, "copying a grant", grant, &[]).await?;
+            }
+        }
+        Ok(())
+    }
+}

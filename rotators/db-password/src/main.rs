@@ -1,0 +1,13 @@
+use db_password::db::Settings;
+use db_password::{DbPassword, ROTATOR, default_policy};
+use shared::password::PasswordPolicy;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let config = PasswordPolicy::from_env_with(default_policy())
+        .and_then(|policy| Settings::from_env().map(|settings| DbPassword { policy, settings }));
+    let target = config.inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = shared::config::load().await;
+    shared::lambda::serve(ROTATOR, &sdk, target).await
+}

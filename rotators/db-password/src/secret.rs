@@ -1,0 +1,262 @@
+//! The secret's JSON: the same shape as AWS's RDS rotation templates, so existing secrets work
+//! as they are. Unknown fields are kept through every rotation.
+
+use serde_json::{Map, Value};
+use shared::{Error, SecretString};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    MySql,
+    MariaDb,
+}
+
+impl Engine {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "postgres" => Some(Engine::Postgres),
+            "mysql" => Some(Engine::MySql),
+            "mariadb" => Some(Engine::MariaDb),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::MySql => "mysql",
+            Engine::MariaDb => "mariadb",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Engine::Postgres => 5432,
+            Engine::MySql | Engine::MariaDb => 3306,
+        }
+    }
+
+    /// Longest user name the engine keeps intact: PostgreSQL truncates identifiers past 63 bytes,
+    /// MySQL allows 32 characters, MariaDB 80.
+    pub fn max_user_len(self) -> usize {
+        match self {
+            Engine::Postgres => 63,
+            Engine::MySql => 32,
+            Engine::MariaDb => 80,
+        }
+    }
+
+    pub fn is_postgres(self) -> bool {
+        self == Engine::Postgres
+    }
+}
+
+/// One version of a database secret.
+#[derive(Debug, Clone)]
+pub struct DbSecret {
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: SecretString,
+    pub dbname: Option<String>,
+    /// Set: alternating users, with the master secret's credentials.
+    pub masterarn: Option<String>,
+    /// TLS is on unless the secret says `"ssl": false`.
+    pub ssl: bool,
+    /// Every field but the password, to write back unchanged.
+    others: Map<String, Value>,
+}
+
+impl DbSecret {
+    /// Parses one version; `which` names it in errors (`AWSCURRENT`, `the master secret`, ...).
+    pub fn parse(value: &SecretString, which: &'static str) -> Result<Self, Error> {
+        let bad = |problem: String| Error::value(which, problem);
+        let mut others = value.json_object().map_err(bad)?;
+        let password = match others.remove("password") {
+            Some(Value::String(p)) if !p.is_empty() => SecretString::new(p),
+            Some(Value::String(_)) => return Err(bad("field `password` is empty".into())),
+            Some(_) => return Err(bad("field `password` must be a string".into())),
+            None => return Err(bad("field `password` is missing".into())),
+        };
+        let text = |name: &str| -> Result<Option<String>, Error> {
+            match others.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.is_empty() => {
+                    Err(bad(format!("field `{name}` is empty")))
+                }
+                Some(Value::String(s)) if s.contains('\0') => {
+                    Err(bad(format!("field `{name}` contains a NUL character")))
+                }
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(bad(format!("field `{name}` must be a string"))),
+            }
+        };
+        let required =
+            |name: &str| text(name)?.ok_or_else(|| bad(format!("field `{name}` is missing")));
+        let engine_name = required("engine")?;
+        let engine = Engine::parse(&engine_name).ok_or_else(|| {
+            bad(format!(
+                "field `engine` is `{}`, expected postgres, mysql or mariadb",
+                engine_name.escape_debug()
+            ))
+        })?;
+        let port = match others.get("port") {
+            None | Some(Value::Null) => engine.default_port(),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("field `port` must be a port number from 1 to 65535".into()))?,
+            Some(Value::String(s)) => {
+                s.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    bad("field `port` must be a port number from 1 to 65535".into())
+                })?
+            }
+            Some(_) => return Err(bad("field `port` must be a number".into())),
+        };
+        let ssl = match others.get("ssl") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("field `ssl` must be true or false".into())),
+        };
+        let username = required("username")?;
+        if username.len() > engine.max_user_len() {
+            return Err(bad(format!(
+                "field `username` is longer than {} bytes, the most {} keeps",
+                engine.max_user_len(),
+                engine.name()
+            )));
+        }
+        Ok(Self {
+            engine,
+            host: required("host")?,
+            port,
+            username,
+            password,
+            dbname: text("dbname")?,
+            masterarn: text("masterarn")?,
+            ssl,
+            others,
+        })
+    }
+
+    /// This secret with another user name and password, every other field kept.
+    pub fn with_credentials(&self, username: &str, password: &SecretString) -> SecretString {
+        let mut fields = self.others.clone();
+        fields.insert("username".into(), username.into());
+        fields.insert("password".into(), password.expose().into());
+        SecretString::from_json(&fields)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The other user of an alternating pair: `name_clone`, cut to fit the engine's limit.
+pub fn clone_name(user: &str, engine: Engine) -> String {
+    const SUFFIX: &str = "_clone";
+    let mut base = user.to_owned();
+    while base.len() + SUFFIX.len() > engine.max_user_len() {
+        base.pop();
+    }
+    base + SUFFIX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<DbSecret, String> {
+        DbSecret::parse(&SecretString::from(json), "AWSCURRENT").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_an_rds_secret_and_keeps_unknown_fields() {
+        let s = parse(
+            r#"{"engine":"postgres","host":"db.example","username":"app","password":"pw","dbname":"orders","proxy":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!((s.engine, s.port, s.ssl), (Engine::Postgres, 5432, true));
+        assert_eq!(s.dbname.as_deref(), Some("orders"));
+        let again = s.with_credentials("app_clone", &SecretString::from("new"));
+        let v: Value = serde_json::from_str(again.expose()).unwrap();
+        assert_eq!(v["proxy"], "x");
+        assert_eq!(v["username"], "app_clone");
+        assert_eq!(v["password"], "new");
+        assert_eq!(v["host"], "db.example");
+    }
+
+    #[test]
+    fn every_bad_field_is_named_and_the_password_never_shown() {
+        let cases = [
+            (
+                r#"{"engine":"postgres","host":"h","username":"u"}"#,
+                "field `password` is missing",
+            ),
+            (
+                r#"{"engine":"postgres","host":"h","username":"u","password":7}"#,
+                "field `password` must be a string",
+            ),
+            (
+                r#"{"engine":"oracle","host":"h","username":"u","password":"hunter2"}"#,
+                "field `engine` is `oracle`",
+            ),
+            (
+                r#"{"host":"h","username":"u","password":"hunter2"}"#,
+                "field `engine` is missing",
+            ),
+            (
+                r#"{"engine":"mysql","username":"u","password":"hunter2"}"#,
+                "field `host` is missing",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":"u","password":"hunter2","port":70000}"#,
+                "field `port` must be a port number",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":"u","password":"hunter2","port":[1]}"#,
+                "field `port` must be a number",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":"u","password":"hunter2","ssl":"no"}"#,
+                "field `ssl` must be true or false",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":5,"password":"hunter2"}"#,
+                "field `username` must be a string",
+            ),
+            (
+                r#"{"engine":"mysql","host":"h","username":"a-very-long-user-name-for-mysql-xx","password":"hunter2"}"#,
+                "field `username` is longer than 32 bytes",
+            ),
+            (
+                "{\"engine\":\"mysql\",\"host\":\"h\",\"username\":\"u\\u0000\",\"password\":\"hunter2\"}",
+                "NUL",
+            ),
+            ("[1,2]", "not an object"),
+        ];
+        for (json, want) in cases {
+            let err = parse(json).unwrap_err();
+            assert!(err.contains(want), "{json}: {err}");
+            assert!(err.contains("AWSCURRENT"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn port_may_be_a_string_and_ssl_may_be_off() {
+        let s = parse(r#"{"engine":"mariadb","host":"h","username":"u","password":"p","port":"3307","ssl":false}"#).unwrap();
+        assert_eq!((s.port, s.ssl), (3307, false));
+    }
+
+    #[test]
+    fn clone_names_fit_the_engine() {
+        assert_eq!(clone_name("app", Engine::Postgres), "app_clone");
+        let long = "u".repeat(32);
+        let c = clone_name(&long, Engine::MySql);
+        assert_eq!(c.len(), 32);
+        assert!(c.ends_with("_clone"));
+    }
+}

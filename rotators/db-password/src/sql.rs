@@ -1,0 +1,98 @@
+//! Quoting for the statements that cannot take bind parameters (`ALTER ROLE`, `CREATE USER`,
+//! `GRANT`): names and passwords reach SQL only through these functions.
+
+/// A PostgreSQL identifier: `"` doubled inside double quotes.
+pub fn pg_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A PostgreSQL string literal: `'` doubled. Safe with `standard_conforming_strings` on (the
+/// default since 9.1); the only literal we send is a SCRAM verifier, which has no backslash.
+pub fn pg_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A MySQL/MariaDB string literal. Without `NO_BACKSLASH_ESCAPES` a backslash escapes the next
+/// character, so it is doubled too; with it, only `'` needs doubling (`QUOTE()` gets this wrong).
+pub fn my_literal(text: &str, no_backslash_escapes: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' if !no_backslash_escapes => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// An account as `SHOW GRANTS` prints it: backquoted, backquotes doubled.
+pub fn my_account_shown(user: &str, host: &str) -> String {
+    format!(
+        "`{}`@`{}`",
+        user.replace('`', "``"),
+        host.replace('`', "``")
+    )
+}
+
+/// Rewrites one line of `SHOW GRANTS FOR from` so it grants the same to `to`, dropping any
+/// `IDENTIFIED BY PASSWORD '...'` clause (which would copy the password hash too).
+pub fn regrant(line: &str, from_shown: &str, to_account: &str) -> Option<String> {
+    let marker = format!(" TO {from_shown}");
+    let at = line.rfind(&marker)?;
+    let (head, tail) = (&line[..at], &line[at + marker.len()..]);
+    let tail = match tail.strip_prefix(" IDENTIFIED BY PASSWORD '") {
+        Some(rest) => rest.split_once('\'').map(|(_, after)| after).unwrap_or(""),
+        None => tail,
+    };
+    Some(format!("{head} TO {to_account}{tail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "o'brien\"; drop table x; --";
+
+    #[test]
+    fn postgres_quoting_doubles_the_quote() {
+        assert_eq!(pg_ident(HOSTILE), "\"o'brien\"\"; drop table x; --\"");
+        assert_eq!(pg_literal(HOSTILE), "'o''brien\"; drop table x; --'");
+    }
+
+    #[test]
+    fn mysql_literal_depends_on_sql_mode() {
+        assert_eq!(my_literal("a'b\\c", false), "'a''b\\\\c'");
+        assert_eq!(my_literal("a'b\\c", true), "'a''b\\c'");
+    }
+
+    #[test]
+    fn regrant_moves_the_grant_and_drops_the_password_hash() {
+        let from = my_account_shown("app", "%");
+        let to = "'app_clone'@'%'";
+        assert_eq!(
+            regrant(
+                "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*ABC'",
+                &from,
+                to
+            )
+            .unwrap(),
+            "GRANT USAGE ON *.* TO 'app_clone'@'%'"
+        );
+        assert_eq!(
+            regrant(
+                "GRANT SELECT ON `db`.* TO `app`@`%` WITH GRANT OPTION",
+                &from,
+                to
+            )
+            .unwrap(),
+            "GRANT SELECT ON `db`.* TO 'app_clone'@'%' WITH GRANT OPTION"
+        );
+        assert_eq!(
+            regrant("GRANT SELECT ON x.* TO `other`@`%`", &from, to),
+            None
+        );
+    }
+}
