@@ -94,9 +94,9 @@ fn creds(v: &Value) -> (String, String) {
     )
 }
 
-async fn single_user(kind: Kind, user: &str) {
+async fn single_user(kind: Kind, user: &str, env: &[(&str, &str)]) {
     kind.create_user(user, "Initial-pw-1").await;
-    let mut rig = Rig::new(&[]).await;
+    let mut rig = Rig::new(env).await;
     let arn = rig
         .secret("db-single", &kind.secret(user, "Initial-pw-1"))
         .await;
@@ -124,18 +124,29 @@ async fn single_user(kind: Kind, user: &str) {
 
 #[tokio::test]
 async fn postgres_single_user_twice() {
-    single_user(Kind::Postgres, &unique_user("app")).await;
+    single_user(Kind::Postgres, &unique_user("app"), &[]).await;
 }
 
 #[tokio::test]
 async fn mariadb_single_user_twice() {
-    single_user(Kind::MariaDb, &unique_user("app")).await;
+    // The CA bundle as PEM text in the environment instead of a file.
+    let pem = std::fs::read_to_string(std::env::var("TEST_CA_FILE").unwrap()).unwrap();
+    let env = [
+        ("DB_CA_BUNDLE_FILE", ""),
+        ("DB_CA_BUNDLE_PEM", pem.as_str()),
+    ];
+    single_user(Kind::MariaDb, &unique_user("app"), &env).await;
 }
 
 #[tokio::test]
 async fn hostile_user_names_rotate() {
-    single_user(Kind::Postgres, &format!("{HOSTILE}{}", unique_user(""))).await;
-    single_user(Kind::MariaDb, &format!("{HOSTILE}{}", unique_user(""))).await;
+    single_user(
+        Kind::Postgres,
+        &format!("{HOSTILE}{}", unique_user("")),
+        &[],
+    )
+    .await;
+    single_user(Kind::MariaDb, &format!("{HOSTILE}{}", unique_user("")), &[]).await;
 }
 
 /// Three rotations: user -> clone -> user -> clone. A grant added to the original user after the
@@ -412,5 +423,32 @@ async fn a_malformed_secret_names_the_field_and_changes_nothing() {
         );
         assert!(!err.contains("Pw-secret-9"), "{err}");
         assert_eq!(rig.value(&arn, AWSCURRENT).await, value);
+    }
+}
+
+/// When AWSCURRENT's password does not log in but AWSPREVIOUS's does (a rotation that changed the
+/// password and then lost its pending value), setSecret logs in with AWSPREVIOUS.
+#[tokio::test]
+async fn set_falls_back_on_the_previous_password() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("fallback");
+        kind.create_user(&user, "Real-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let arn = rig
+            .secret("db-fallback", &kind.secret(&user, "Real-pw-1"))
+            .await;
+        rig.client
+            .put_secret_value()
+            .secret_id(&arn)
+            .secret_string(kind.secret(&user, "Stale-pw-1").to_string())
+            .version_stages(AWSCURRENT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(creds(&rig.value(&arn, AWSPREVIOUS).await).1, "Real-pw-1");
+        rig.rotate_ok(&arn).await;
+        let (_, pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+        kind.login(&user, &pw).await.unwrap();
+        assert!(kind.login(&user, "Real-pw-1").await.is_err());
     }
 }

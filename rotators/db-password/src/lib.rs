@@ -234,3 +234,57 @@ impl DbPassword {
         .map_err(Error::target)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(json: serde_json::Value) -> DbSecret {
+        DbSecret::parse(&SecretString::new(json.to_string()), AWSCURRENT).unwrap()
+    }
+
+    #[test]
+    fn default_passwords_are_safe_in_urls_and_dsns() {
+        let policy = default_policy();
+        for _ in 0..200 {
+            let pw = policy.generate();
+            assert!(
+                !pw.expose().contains(|c| DEFAULT_EXCLUDED.contains(c)),
+                "{}",
+                pw.expose()
+            );
+            assert!(pw.expose().chars().any(|c| c.is_ascii_punctuation()));
+        }
+    }
+
+    #[test]
+    fn a_rotation_cannot_move_the_database_or_rename_a_single_user() {
+        let current = secret(
+            serde_json::json!({"engine": "postgres", "host": "a", "username": "u", "password": "p"}),
+        );
+        let cases = [
+            (
+                serde_json::json!({"engine": "mysql", "host": "a", "username": "u", "password": "p"}),
+                "field `engine`",
+            ),
+            (
+                serde_json::json!({"engine": "postgres", "host": "b", "username": "u", "password": "p"}),
+                "field `host`",
+            ),
+            (
+                serde_json::json!({"engine": "postgres", "host": "a", "port": 1, "username": "u", "password": "p"}),
+                "field `port`",
+            ),
+            (
+                serde_json::json!({"engine": "postgres", "host": "a", "username": "v", "password": "p"}),
+                "field `username`",
+            ),
+        ];
+        for (pending, want) in cases {
+            let err = same_place(&secret(pending), &current)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want) && err.contains("AWSPENDING"), "{err}");
+        }
+    }
+}
