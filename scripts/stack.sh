@@ -1,5 +1,6 @@
 # The local stack, sourced by scripts/test and scripts/demo:
-# - moto server (Secrets Manager, IAM, STS) on a free loopback port;
+# - moto server (Secrets Manager, IAM, STS) on a free loopback port, and a second one that checks
+#   signatures and IAM policies;
 # - a throwaway PostgreSQL cluster with scram-sha-256 and TLS (the machine's own PostgreSQL may
 #   trust every local connection, so it cannot prove that an old password is refused);
 # - a throwaway MariaDB server with TLS;
@@ -39,6 +40,37 @@ stack_moto() {
   export AWS_EC2_METADATA_DISABLED=true
   wait_for "moto server" "$STACK_DIR/moto.log" \
     .venv/bin/python -c "import urllib.request as u; u.urlopen('$AWS_ENDPOINT_URL/moto-api/')"
+}
+
+# A second moto server that checks request signatures and IAM policies, for the IAM rotator: an
+# admin user is made first, then `reset-auth` makes every later request authenticate.
+stack_moto_auth() {
+  local port url
+  port=$(free_port)
+  url="http://127.0.0.1:$port"
+  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$STACK_DIR/moto-auth.log" 2>&1 &
+  echo $! >"$STACK_DIR/moto-auth.pid"
+  wait_for "moto server (auth)" "$STACK_DIR/moto-auth.log" \
+    .venv/bin/python -c "import urllib.request as u; u.urlopen('$url/moto-api/')"
+  local keys
+  keys=$(MOTO_URL=$url .venv/bin/python - <<'PY'
+import json, os, urllib.request
+import boto3
+url = os.environ["MOTO_URL"]
+iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                   aws_access_key_id="setup", aws_secret_access_key="setup")
+iam.create_user(UserName="stack-admin")
+iam.put_user_policy(UserName="stack-admin", PolicyName="everything", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+key = iam.create_access_key(UserName="stack-admin")["AccessKey"]
+urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset-auth", data=b"0", method="POST",
+                                              headers={"Content-Type": "text/plain"}))
+print(key["AccessKeyId"], key["SecretAccessKey"])
+PY
+) || { stack_say "could not set up the authenticating moto server"; return 1; }
+  export TEST_MOTO_AUTH_URL=$url
+  read -r TEST_MOTO_ADMIN_KEY_ID TEST_MOTO_ADMIN_SECRET <<<"$keys"
+  export TEST_MOTO_ADMIN_KEY_ID TEST_MOTO_ADMIN_SECRET
 }
 
 stack_certs() {
@@ -110,14 +142,16 @@ stack_start() {
   STACK_TMP=$(mktemp -d /tmp/rotation-stack.XXXXXX)
   chmod 755 "$STACK_TMP"
   echo "$STACK_TMP" >"$STACK_DIR/tmp"
-  stack_moto && stack_certs && stack_postgres && stack_mariadb
+  stack_moto && stack_moto_auth && stack_certs && stack_postgres && stack_mariadb
 }
 
 stack_stop() {
-  if [ -f "$STACK_DIR/moto.pid" ]; then
-    kill "$(cat "$STACK_DIR/moto.pid")" 2>/dev/null || true
-    rm -f "$STACK_DIR/moto.pid"
-  fi
+  for pid in "$STACK_DIR/moto.pid" "$STACK_DIR/moto-auth.pid"; do
+    if [ -f "$pid" ]; then
+      kill "$(cat "$pid")" 2>/dev/null || true
+      rm -f "$pid"
+    fi
+  done
   local tmp
   tmp=$(cat "$STACK_DIR/tmp" 2>/dev/null || true)
   if [ -n "$tmp" ] && [ -d "$tmp" ]; then

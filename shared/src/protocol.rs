@@ -3,7 +3,7 @@
 use crate::error::{Error, StepError};
 use crate::event::{RotationEvent, Step};
 use crate::gate::{self, Gate};
-use crate::store::{AWSCURRENT, AWSPENDING, SecretStore, StoreError, move_label};
+use crate::store::{AWSCURRENT, AWSPENDING, SecretStore, StoreError};
 use crate::target::{Target, TargetKind, Versions};
 use std::time::SystemTime;
 
@@ -112,14 +112,14 @@ async fn finish(
         store
             .move_stage(&arn, AWSCURRENT, Some(token), Some(&current))
             .await?;
-        move_label(v.labels_mut(), AWSCURRENT, Some(token), Some(&current))?;
+        v.move_label(AWSCURRENT, Some(token), Some(&current))?;
         outcome = Outcome::Done;
     }
     if v.labels().has(token, AWSPENDING) {
         store
             .move_stage(&arn, AWSPENDING, None, Some(token))
             .await?;
-        move_label(v.labels_mut(), AWSPENDING, None, Some(token))?;
+        v.move_label(AWSPENDING, None, Some(token))?;
         outcome = Outcome::Done;
     }
     target.retire(v).await?;

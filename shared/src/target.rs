@@ -91,8 +91,19 @@ impl<'a> Versions<'a> {
         self.deadline
     }
 
-    pub(crate) fn labels_mut(&mut self) -> &mut Labels {
-        &mut self.meta.labels
+    /// Records a label move the protocol made, and forgets the values read so far: after
+    /// `AWSCURRENT` moves, `current()` and `previous()` name other versions.
+    pub(crate) fn move_label(
+        &mut self,
+        stage: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<(), Error> {
+        crate::store::move_label(&mut self.meta.labels, stage, to, from)?;
+        self.current = OnceCell::new();
+        self.previous = OnceCell::new();
+        self.pending = OnceCell::new();
+        Ok(())
     }
 
     /// The value labelled `AWSCURRENT`.

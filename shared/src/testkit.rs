@@ -199,6 +199,8 @@ impl Target for KeyService<'_> {
     }
 
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
+        // Reading AWSCURRENT here, as real targets do, catches values cached across label moves.
+        key_of(v.current().await?, AWSCURRENT)?;
         let key = key_of(v.pending().await?, AWSPENDING)?;
         let ok = self.keys.lock().unwrap().contains(&key);
         self.call("authenticate")?;

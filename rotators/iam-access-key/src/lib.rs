@@ -1,0 +1,406 @@
+//! Rotates the access key of one IAM user. An *issuer*: IAM mints the key.
+//!
+//! IAM allows two keys per user. createSecret makes room by deleting a key that no version of the
+//! secret holds (an unknown key, or the orphan of an attempt that crashed between minting and
+//! storing), else the `AWSPREVIOUS` key if it is already inactive; it never touches the
+//! `AWSCURRENT` key. finishSecret retires the previous key as `OLD_KEY_ACTION` says.
+
+pub mod secret;
+
+use async_trait::async_trait;
+use aws_sdk_iam::config::http::HttpResponse;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::types::StatusType;
+use secret::KeySecret;
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use shared::{Error, SecretString, Target, TargetKind, Versions};
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+pub const ROTATOR: &str = "iam-access-key";
+
+/// What finishSecret does with the key that was current before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldKeyAction {
+    Deactivate,
+    Delete,
+    Keep,
+}
+
+impl OldKeyAction {
+    /// `OLD_KEY_ACTION`: `deactivate` (default), `delete` or `keep`.
+    pub fn from_env() -> Result<Self, String> {
+        match shared::config::non_empty_env("OLD_KEY_ACTION")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("deactivate") => Ok(Self::Deactivate),
+            Some("delete") => Ok(Self::Delete),
+            Some("keep") => Ok(Self::Keep),
+            Some(other) => Err(format!(
+                "OLD_KEY_ACTION must be deactivate, delete or keep, got `{}`",
+                other.escape_debug()
+            )),
+        }
+    }
+}
+
+pub struct IamAccessKey {
+    pub iam: aws_sdk_iam::Client,
+    /// The base configuration for STS clients signed with the pending key.
+    pub sdk: aws_config::SdkConfig,
+    pub old_key_action: OldKeyAction,
+}
+
+struct Key {
+    id: String,
+    active: bool,
+}
+
+/// The service's code and message. An error body the SDK could not parse (moto's access-denied
+/// answers) is read for its `<Code>`/`<Message>`; an error with no answer is described whole.
+fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let (Some(code), message) = (e.code(), e.message()) {
+        return format!("{code} {}", message.unwrap_or_default());
+    }
+    if let Some(raw) = e.raw_response()
+        && let Some(body) = raw.body().bytes().map(String::from_utf8_lossy)
+    {
+        let tag = |name: &str| {
+            let open = format!("<{name}>");
+            let start = body.find(&open)? + open.len();
+            Some(
+                body[start..]
+                    .split(&format!("</{name}>"))
+                    .next()?
+                    .to_owned(),
+            )
+        };
+        if let Some(code) = tag("Code") {
+            return format!(
+                "{code} {} (HTTP {})",
+                tag("Message").unwrap_or_default(),
+                raw.status().as_u16()
+            );
+        }
+    }
+    aws_sdk_iam::error::DisplayErrorContext(e).to_string()
+}
+
+fn iam_error<E>(what: String, e: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    Error::target(format!("IAM {what}: {}", describe(&e)))
+}
+
+fn is_missing<E: ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("NoSuchEntity")
+}
+
+impl IamAccessKey {
+    async fn keys(&self, user: &str) -> Result<Vec<Key>, Error> {
+        let out = self
+            .iam
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|e| iam_error(format!("ListAccessKeys for user {user:?}"), e))?;
+        Ok(out
+            .access_key_metadata()
+            .iter()
+            .filter_map(|k| {
+                Some(Key {
+                    id: k.access_key_id()?.to_owned(),
+                    active: k.status() == Some(&StatusType::Active),
+                })
+            })
+            .collect())
+    }
+
+    async fn delete_key(&self, user: &str, id: &str) -> Result<(), Error> {
+        match self
+            .iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_missing(&e) => Ok(()),
+            Err(e) => Err(iam_error(
+                format!("DeleteAccessKey {id} of user {user:?}"),
+                e,
+            )),
+        }
+    }
+
+    /// The previous version's key id, when it is a key of the same user.
+    async fn previous_key(&self, v: &Versions<'_>, user: &str) -> Result<Option<String>, Error> {
+        Ok(match v.previous().await? {
+            Some(p) => KeySecret::parse(p, AWSPREVIOUS)
+                .ok()
+                .filter(|p| p.user == user)
+                .map(|p| p.key_id),
+            None => None,
+        })
+    }
+
+    /// Frees a key slot when the user has two keys, without touching the current key.
+    async fn make_room(&self, current: &KeySecret, previous: Option<&str>) -> Result<(), Error> {
+        let user = &current.user;
+        let keys = self.keys(user).await?;
+        if keys.len() < 2 {
+            return Ok(());
+        }
+        if let Some(stray) = keys
+            .iter()
+            .find(|k| k.id != current.key_id && Some(k.id.as_str()) != previous)
+        {
+            tracing::info!(key = %stray.id, "deleting a key of the user that no version of the secret holds (unknown, or orphaned by a crashed rotation)");
+            return self.delete_key(user, &stray.id).await;
+        }
+        let old = keys
+            .iter()
+            .find(|k| k.id != current.key_id)
+            .expect("two keys, one is not current");
+        if old.active {
+            return Err(Error::target(format!(
+                "user {user:?} already has two access keys: {} (AWSCURRENT) and {} (AWSPREVIOUS), and {} is still active, so \
+                 making room would delete a key that may be in use; deactivate or delete it, or set OLD_KEY_ACTION to \
+                 deactivate or delete so finishSecret retires old keys",
+                current.key_id, old.id, old.id
+            )));
+        }
+        tracing::info!(key = %old.id, "deleting the inactive AWSPREVIOUS key to make room");
+        self.delete_key(user, &old.id).await
+    }
+
+    fn pending_with_user(
+        &self,
+        pending: KeySecret,
+        current: &KeySecret,
+    ) -> Result<KeySecret, Error> {
+        if pending.user != current.user {
+            return Err(Error::value(
+                AWSPENDING,
+                format!(
+                    "field `UserName` is {:?} but AWSCURRENT's user is {:?}; the user of a secret cannot change",
+                    pending.user, current.user
+                ),
+            ));
+        }
+        Ok(pending)
+    }
+}
+
+#[async_trait]
+impl Target for IamAccessKey {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Issuer
+    }
+
+    async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
+        let previous = self.previous_key(v, &current.user).await?;
+        self.make_room(&current, previous.as_deref()).await?;
+        let out = self
+            .iam
+            .create_access_key()
+            .user_name(&current.user)
+            .send()
+            .await
+            .map_err(|e| iam_error(format!("CreateAccessKey for user {:?}", current.user), e))?;
+        let key = out
+            .access_key()
+            .ok_or_else(|| Error::target("IAM CreateAccessKey returned no key"))?;
+        tracing::info!(key = %key.access_key_id(), "minted a new access key");
+        Ok(current.with_key(key.access_key_id(), key.secret_access_key()))
+    }
+
+    async fn discard(&self, _v: &Versions<'_>, minted: &SecretString) -> Result<(), Error> {
+        let minted = KeySecret::parse(minted, AWSPENDING)?;
+        tracing::info!(key = %minted.key_id, "deleting the key that could not be stored");
+        self.delete_key(&minted.user, &minted.key_id).await
+    }
+
+    /// Nothing to set on IAM: confirm the pending key is one of the user's keys.
+    async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
+        let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
+        let pending =
+            self.pending_with_user(KeySecret::parse(v.pending().await?, AWSPENDING)?, &current)?;
+        if !self
+            .keys(&pending.user)
+            .await?
+            .iter()
+            .any(|k| k.id == pending.key_id)
+        {
+            return Err(Error::target(format!(
+                "the AWSPENDING key {} is not a key of user {:?}",
+                pending.key_id, pending.user
+            )));
+        }
+        Ok(())
+    }
+
+    /// Signs `sts:GetCallerIdentity` with the pending key and checks it is the user's; new keys
+    /// take seconds to propagate, so this retries with backoff until the invocation's deadline.
+    async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
+        let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
+        let pending =
+            self.pending_with_user(KeySecret::parse(v.pending().await?, AWSPENDING)?, &current)?;
+        let user_arn = self
+            .iam
+            .get_user()
+            .user_name(&pending.user)
+            .send()
+            .await
+            .map_err(|e| iam_error(format!("GetUser {:?}", pending.user), e))?
+            .user()
+            .map(|u| u.arn().to_owned())
+            .ok_or_else(|| Error::target("IAM GetUser returned no user"))?;
+        let credentials = aws_sdk_sts::config::Credentials::new(
+            &pending.key_id,
+            pending.secret_key.expose(),
+            None,
+            None,
+            "pending-access-key",
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&self.sdk)
+                .credentials_provider(credentials)
+                .build(),
+        );
+        let until = budget(v.deadline());
+        let arn = retry_until(until, || async {
+            let out = sts
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| describe(&e))?;
+            Ok(out.arn().unwrap_or_default().to_owned())
+        })
+        .await
+        .map_err(|e| {
+            Error::target(format!(
+                "STS did not accept the AWSPENDING key {}: {e}",
+                pending.key_id
+            ))
+        })?;
+        if arn != user_arn {
+            return Err(Error::target(format!(
+                "the AWSPENDING key {} signs in as {arn}, not as {user_arn}",
+                pending.key_id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn retire(&self, v: &Versions<'_>) -> Result<(), Error> {
+        let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
+        let Some(old) = self.previous_key(v, &current.user).await? else {
+            return Ok(());
+        };
+        if old == current.key_id {
+            return Ok(());
+        }
+        let user = current.user.as_str();
+        let result = match self.old_key_action {
+            OldKeyAction::Keep => return Ok(()),
+            OldKeyAction::Delete => return self.delete_key(user, &old).await,
+            OldKeyAction::Deactivate => {
+                self.iam
+                    .update_access_key()
+                    .user_name(user)
+                    .access_key_id(&old)
+                    .status(StatusType::Inactive)
+                    .send()
+                    .await
+            }
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_missing(&e) => Ok(()),
+            Err(e) => Err(iam_error(
+                format!("UpdateAccessKey {old} of user {user:?} to Inactive"),
+                e,
+            )),
+        }
+    }
+}
+
+/// How long a step may keep retrying: until 3 s before the invocation's deadline, or 60 s.
+fn budget(deadline: Option<SystemTime>) -> Instant {
+    let left = deadline
+        .and_then(|d| d.duration_since(SystemTime::now()).ok())
+        .map(|d| d.saturating_sub(Duration::from_secs(3)))
+        .unwrap_or(Duration::from_secs(60));
+    Instant::now() + left
+}
+
+/// Retries `op` with doubling pauses (250 ms up to 4 s) until it succeeds or `until` passes;
+/// the error names the attempts and the last failure.
+pub async fn retry_until<T, F, Fut>(until: Instant, mut op: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let mut pause = Duration::from_millis(250);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() + pause >= until => {
+                return Err(format!("gave up after {attempts} attempts; last: {e}"));
+            }
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_until_the_key_works() {
+        let calls = Cell::new(0);
+        let r = retry_until(Instant::now() + Duration::from_secs(30), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 4 {
+                    Err("InvalidClientTokenId".to_string())
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_at_the_deadline_naming_the_last_error() {
+        let r: Result<(), String> =
+            retry_until(Instant::now() + Duration::from_secs(2), || async {
+                Err("InvalidClientTokenId".to_string())
+            })
+            .await;
+        let err = r.unwrap_err();
+        assert!(
+            err.contains("gave up after") && err.contains("InvalidClientTokenId"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+use iam_access_key::{IamAccessKey, OldKeyAction, ROTATOR};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let old_key_action = OldKeyAction::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = shared::config::load().await;
+    let target = IamAccessKey {
+        iam: aws_sdk_iam::Client::new(&sdk),
+        sdk: sdk.clone(),
+        old_key_action,
+    };
+    shared::lambda::serve(ROTATOR, &sdk, target).await
+}

@@ -1,0 +1,152 @@
+//! The authenticating moto server (scripts/stack.sh): every request is signed and checked against
+//! IAM policies, so a wrong, deleted or unauthorised key is really refused.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_iam::types::StatusType;
+use aws_sdk_sts::config::Credentials;
+use serde_json::json;
+
+pub const ACCOUNT: &str = "123456789012";
+/// The path of the users the test rotator may rotate (its policy's resource).
+pub const PATH: &str = "/rotated/";
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test"))
+}
+
+pub fn url() -> String {
+    env("TEST_MOTO_AUTH_URL")
+}
+
+/// SDK configuration signed with one access key, against the authenticating moto.
+pub async fn sdk(key_id: &str, secret: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(url())
+        .region("us-east-1")
+        .credentials_provider(Credentials::new(key_id, secret, None, None, "test"))
+        .load()
+        .await
+}
+
+pub struct Admin {
+    pub iam: aws_sdk_iam::Client,
+    pub sm: aws_sdk_secretsmanager::Client,
+}
+
+impl Admin {
+    pub async fn connect() -> Self {
+        let sdk = sdk(
+            &env("TEST_MOTO_ADMIN_KEY_ID"),
+            &env("TEST_MOTO_ADMIN_SECRET"),
+        )
+        .await;
+        Self {
+            iam: aws_sdk_iam::Client::new(&sdk),
+            sm: aws_sdk_secretsmanager::Client::new(&sdk),
+        }
+    }
+
+    /// A user with one access key; returns (key id, secret key).
+    pub async fn user(&self, name: &str, path: &str) -> (String, String) {
+        self.iam
+            .create_user()
+            .user_name(name)
+            .path(path)
+            .send()
+            .await
+            .unwrap();
+        self.key(name).await
+    }
+
+    pub async fn key(&self, user: &str) -> (String, String) {
+        let out = self
+            .iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        let k = out.access_key().unwrap();
+        (
+            k.access_key_id().to_owned(),
+            k.secret_access_key().to_owned(),
+        )
+    }
+
+    /// The rotation function's own user, allowed what `infra/template.yaml` allows it; `put`
+    /// false withholds `PutSecretValue` to make createSecret fail after minting.
+    pub async fn rotator(&self, name: &str, put: bool) -> (String, String) {
+        self.iam.create_user().user_name(name).send().await.unwrap();
+        self.rotator_policy(name, put).await;
+        self.key(name).await
+    }
+
+    pub async fn rotator_policy(&self, name: &str, put: bool) {
+        let mut sm = vec![
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:UpdateSecretVersionStage",
+        ];
+        if put {
+            sm.push("secretsmanager:PutSecretValue");
+        }
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": sm, "Resource": "*"},
+                // moto authorises every IAM action against the resource "*", so the path
+                // condition of infra/ (user/rotated/*) cannot be checked here.
+                {
+                    "Effect": "Allow",
+                    "Action": ["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:GetUser"],
+                    "Resource": "*"
+                }
+            ]
+        });
+        self.iam
+            .put_user_policy()
+            .user_name(name)
+            .policy_name("rotation")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The user's keys as (id, active).
+    pub async fn keys(&self, user: &str) -> Vec<(String, bool)> {
+        let out = self
+            .iam
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<_> = out
+            .access_key_metadata()
+            .iter()
+            .map(|k| {
+                (
+                    k.access_key_id().unwrap().to_owned(),
+                    k.status() == Some(&StatusType::Active),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// Who a key signs in as (`sts:GetCallerIdentity`), or why it was refused.
+pub async fn caller(key_id: &str, secret: &str) -> Result<String, String> {
+    let sts = aws_sdk_sts::Client::new(&sdk(key_id, secret).await);
+    match sts.get_caller_identity().send().await {
+        Ok(out) => Ok(out.arn().unwrap_or_default().to_owned()),
+        Err(e) => Err(aws_sdk_sts::error::DisplayErrorContext(e).to_string()),
+    }
+}
+
+pub fn user_arn(name: &str, path: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:user{path}{name}")
+}

@@ -1,0 +1,358 @@
+//! `rotate-iam-access-key` end to end: the real binary through the Lambda Runtime API and the
+//! local driver, against a moto server that checks signatures and IAM policies. The function runs
+//! with its own IAM user, allowed what `infra/` allows it.
+//!
+//! moto gap: an *inactive* key still authenticates in moto, so deactivation is checked through
+//! `ListAccessKeys`; a deleted key is really refused.
+
+use e2e::driver::{self, Options, Rotation};
+use e2e::iam::{self, Admin, PATH};
+use e2e::runtime_api::{Function, Reply};
+use e2e::stack;
+use serde_json::{Value, json};
+use shared::Step;
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
+use std::time::Duration;
+
+const BINARY: &str = "rotate-iam-access-key";
+
+struct Rig {
+    admin: Admin,
+    store: AwsStore,
+    function: Function,
+    rotator: String,
+}
+
+impl Rig {
+    async fn new(old_key_action: &str) -> Self {
+        Self::with_put(old_key_action, true).await
+    }
+
+    async fn with_put(old_key_action: &str, put: bool) -> Self {
+        let admin = Admin::connect().await;
+        let rotator = e2e::db::unique_user("rotator");
+        let (key, secret) = admin.rotator(&rotator, put).await;
+        let env: Vec<(String, String)> = [
+            ("AWS_ENDPOINT_URL", iam::url()),
+            ("AWS_ACCESS_KEY_ID", key),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("OLD_KEY_ACTION", old_key_action.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let function = Function::start(&e2e::workspace_binary(BINARY), &env, false)
+            .await
+            .unwrap();
+        Self {
+            store: AwsStore::new(admin.sm.clone()),
+            admin,
+            function,
+            rotator,
+        }
+    }
+
+    /// A user under the rotatable path with one key, and a secret holding that key.
+    async fn user_and_secret(&self) -> (String, String, String, String) {
+        let user = e2e::db::unique_user("app");
+        let (key, secret_key) = self.admin.user(&user, PATH).await;
+        let value = json!({"UserName": user, "AccessKeyId": key, "SecretAccessKey": secret_key, "Team": "payments"});
+        let arn =
+            stack::create_secret(&self.admin.sm, &stack::unique("iam"), &value.to_string()).await;
+        (user, arn, key, secret_key)
+    }
+
+    async fn rotate(&mut self, arn: &str, resume: bool) -> Rotation {
+        let opts = Options {
+            resume,
+            lambda_arn: stack::function_arn(BINARY),
+            step_timeout: Duration::from_secs(60),
+        };
+        driver::rotate(&self.admin.sm, &mut self.function, arn, &opts)
+            .await
+            .unwrap()
+    }
+
+    async fn rotate_ok(&mut self, arn: &str) -> Rotation {
+        let r = self.rotate(arn, false).await;
+        assert!(
+            r.succeeded(),
+            "{:?}\n{}",
+            r.steps,
+            self.function.output().join("\n")
+        );
+        r
+    }
+
+    async fn value(&self, arn: &str, stage: &str) -> Value {
+        let v = self.store.get_value(arn, None, stage).await.unwrap();
+        serde_json::from_str(v.value.expose()).unwrap()
+    }
+
+    async fn current_key(&self, arn: &str) -> (String, String) {
+        let v = self.value(arn, AWSCURRENT).await;
+        (
+            v["AccessKeyId"].as_str().unwrap().to_owned(),
+            v["SecretAccessKey"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn assert_no_leak(&self, secrets: &[&str]) {
+        for line in self.function.output() {
+            for s in secrets {
+                assert!(
+                    !line.contains(s),
+                    "a secret key reached the function's output: {line}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_rotations_deactivate_then_replace_the_old_key() {
+    let mut rig = Rig::new("deactivate").await;
+    let (user, arn, k0, s0) = rig.user_and_secret().await;
+    rig.rotate_ok(&arn).await;
+    let (k1, s1) = rig.current_key(&arn).await;
+    assert_ne!(k1, k0);
+    assert_eq!(
+        iam::caller(&k1, &s1).await.unwrap(),
+        iam::user_arn(&user, PATH)
+    );
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0.clone(), false), (k1.clone(), true)])
+    );
+    assert_eq!(
+        rig.value(&arn, AWSPREVIOUS).await["AccessKeyId"],
+        k0.as_str()
+    );
+    assert_eq!(
+        rig.value(&arn, AWSCURRENT).await["Team"],
+        "payments",
+        "other fields are kept"
+    );
+
+    let r = rig.rotate_ok(&arn).await;
+    assert_eq!(r.labels.version_with(AWSPENDING), None);
+    let (k2, s2) = rig.current_key(&arn).await;
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k1.clone(), false), (k2.clone(), true)])
+    );
+    assert!(
+        iam::caller(&k0, &s0).await.is_err(),
+        "the deleted key is refused"
+    );
+    assert_eq!(
+        iam::caller(&k2, &s2).await.unwrap(),
+        iam::user_arn(&user, PATH)
+    );
+    rig.assert_no_leak(&[&s0, &s1, &s2]);
+}
+
+fn sorted(mut v: Vec<(String, bool)>) -> Vec<(String, bool)> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn old_key_action_delete_removes_the_old_key() {
+    let mut rig = Rig::new("delete").await;
+    let (user, arn, k0, s0) = rig.user_and_secret().await;
+    for _ in 0..2 {
+        rig.rotate_ok(&arn).await;
+    }
+    let (k2, _) = rig.current_key(&arn).await;
+    assert_eq!(rig.admin.keys(&user).await, vec![(k2, true)]);
+    assert!(iam::caller(&k0, &s0).await.is_err());
+}
+
+#[tokio::test]
+async fn old_key_action_keep_then_a_clear_refusal_to_delete_an_active_key() {
+    let mut rig = Rig::new("keep").await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    rig.rotate_ok(&arn).await;
+    let (k1, _) = rig.current_key(&arn).await;
+    let keys = rig.admin.keys(&user).await;
+    assert_eq!(keys, sorted(vec![(k0.clone(), true), (k1.clone(), true)]));
+    let r = rig.rotate(&arn, false).await;
+    assert_eq!(r.steps.len(), 1);
+    let err = r.steps[0].result.clone().unwrap_err();
+    for part in [
+        "createSecret failed",
+        "already has two access keys",
+        &k0,
+        &k1,
+        "still active",
+        "OLD_KEY_ACTION",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert_eq!(rig.admin.keys(&user).await, keys, "no key was touched");
+    assert_eq!(rig.current_key(&arn).await.0, k1);
+}
+
+#[tokio::test]
+async fn an_unknown_second_key_makes_room() {
+    let mut rig = Rig::new("deactivate").await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let (unknown, _) = rig.admin.key(&user).await;
+    rig.rotate_ok(&arn).await;
+    let (k1, _) = rig.current_key(&arn).await;
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0, false), (k1, true)])
+    );
+    assert!(
+        !rig.admin
+            .keys(&user)
+            .await
+            .iter()
+            .any(|(k, _)| *k == unknown)
+    );
+}
+
+/// A process that dies between CreateAccessKey and PutSecretValue leaves an orphan key; the retry
+/// (same token) deletes it and mints once more, so keys never pile up.
+#[tokio::test]
+async fn a_crash_after_minting_is_cleaned_up_on_retry() {
+    let mut rig = Rig::new("deactivate").await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.admin.sm, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    let (orphan, _) = rig.admin.key(&user).await; // what the crashed attempt minted
+    let r = rig.rotate(&arn, true).await;
+    assert!(r.succeeded(), "{:?}", r.steps);
+    assert_eq!(r.token, token);
+    let (k1, _) = rig.current_key(&arn).await;
+    assert_ne!(k1, orphan);
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0, false), (k1, true)])
+    );
+}
+
+/// When PutSecretValue fails after minting, the minted key is deleted at once and AWSCURRENT is
+/// untouched; once the store accepts writes, the retry converges.
+#[tokio::test]
+async fn a_failed_store_discards_the_minted_key() {
+    let mut rig = Rig::with_put("deactivate", false).await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let r = rig.rotate(&arn, false).await;
+    assert_eq!(r.steps.len(), 1);
+    let err = r.steps[0].result.clone().unwrap_err();
+    assert!(err.contains("PutSecretValue"), "{err}");
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        vec![(k0.clone(), true)],
+        "the minted key was deleted"
+    );
+    assert_eq!(rig.current_key(&arn).await.0, k0);
+    rig.admin.rotator_policy(&rig.rotator, true).await;
+    let r = rig.rotate(&arn, true).await;
+    assert!(r.succeeded(), "{:?}", r.steps);
+    assert_eq!(rig.admin.keys(&user).await.len(), 2);
+}
+
+#[tokio::test]
+async fn malformed_secrets_and_missing_users_change_nothing() {
+    let mut rig = Rig::new("deactivate").await;
+    let ghost = e2e::db::unique_user("ghost");
+    let cases = [
+        (
+            json!({"AccessKeyId": "AKIAX", "SecretAccessKey": "sk-hidden-1"}),
+            "field `UserName` is missing".to_string(),
+        ),
+        (
+            json!({"UserName": 7, "AccessKeyId": "AKIAX", "SecretAccessKey": "sk-hidden-1"}),
+            "field `UserName` must be a string".into(),
+        ),
+        (
+            json!({"UserName": ghost, "AccessKeyId": "AKIAX", "SecretAccessKey": "sk-hidden-1"}),
+            format!("ListAccessKeys for user \"{ghost}\": NoSuchEntity"),
+        ),
+    ];
+    for (value, want) in cases {
+        let arn =
+            stack::create_secret(&rig.admin.sm, &stack::unique("iam-bad"), &value.to_string())
+                .await;
+        let r = rig.rotate(&arn, false).await;
+        let err = r.steps[0].result.clone().unwrap_err();
+        assert!(err.contains(&want), "{err} should contain {want}");
+        assert!(!err.contains("sk-hidden-1"), "{err}");
+        assert_eq!(rig.value(&arn, AWSCURRENT).await, value);
+    }
+    let arn = stack::create_secret(&rig.admin.sm, &stack::unique("iam-bad"), "{not json").await;
+    let r = rig.rotate(&arn, false).await;
+    assert!(
+        r.steps[0]
+            .result
+            .clone()
+            .unwrap_err()
+            .contains("not valid JSON")
+    );
+}
+
+#[tokio::test]
+async fn a_pending_value_for_another_user_is_refused() {
+    let mut rig = Rig::new("deactivate").await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let other = e2e::db::unique_user("other");
+    let (ok, os) = rig.admin.user(&other, PATH).await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.admin.sm, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    let foreign = json!({"UserName": other, "AccessKeyId": ok, "SecretAccessKey": os});
+    rig.admin
+        .sm
+        .put_secret_value()
+        .secret_id(&arn)
+        .client_request_token(&token)
+        .secret_string(foreign.to_string())
+        .version_stages(AWSPENDING)
+        .send()
+        .await
+        .unwrap();
+    for step in [Step::Set, Step::Test, Step::Finish] {
+        let event = json!({"Step": step.as_str(), "SecretId": arn, "ClientRequestToken": token});
+        let reply = rig
+            .function
+            .invoke(&event, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let Reply::Error(err) = reply else {
+            panic!("{step}: {reply:?}")
+        };
+        assert!(
+            err.contains("field `UserName`") && err.contains("cannot change"),
+            "{step}: {err}"
+        );
+    }
+    assert_eq!(rig.current_key(&arn).await.0, k0);
+    assert_eq!(rig.admin.keys(&user).await, vec![(k0, true)]);
+}
+
+/// Without the IAM permissions the function fails cleanly and changes nothing.
+#[tokio::test]
+async fn a_function_without_iam_permissions_changes_nothing() {
+    let mut rig = Rig::new("deactivate").await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    rig.admin
+        .iam
+        .delete_user_policy()
+        .user_name(&rig.rotator)
+        .policy_name("rotation")
+        .send()
+        .await
+        .unwrap();
+    let r = rig.rotate(&arn, false).await;
+    let err = r.steps[0].result.clone().unwrap_err();
+    assert!(err.contains("AccessDenied"), "{err}");
+    assert_eq!(rig.admin.keys(&user).await, vec![(k0.clone(), true)]);
+    assert_eq!(rig.current_key(&arn).await.0, k0);
+}
