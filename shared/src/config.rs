@@ -30,6 +30,17 @@ pub fn secrets_manager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(builder.build())
 }
 
+/// The variables every rotator reads through this crate (the password policy's are in
+/// `password::ENV`).
+pub const ENV: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "SECRETS_MANAGER_ENDPOINT",
+    "LOG_LEVEL",
+    "RUST_LOG",
+    "METRICS_NAMESPACE",
+];
+
 pub fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

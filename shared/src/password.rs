@@ -8,6 +8,17 @@
 use crate::random;
 use crate::secret::SecretString;
 
+/// The variables the policy reads, the same as AWS's templates.
+pub const ENV: &[&str] = &[
+    "EXCLUDE_CHARACTERS",
+    "PASSWORD_LENGTH",
+    "EXCLUDE_NUMBERS",
+    "EXCLUDE_PUNCTUATION",
+    "EXCLUDE_UPPERCASE",
+    "EXCLUDE_LOWERCASE",
+    "REQUIRE_EACH_INCLUDED_TYPE",
+];
+
 const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 const MAX_LENGTH: usize = 4096;
 

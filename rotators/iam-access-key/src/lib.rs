@@ -19,6 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub const ROTATOR: &str = "iam-access-key";
 
+/// The variables this rotator reads besides `shared::config::ENV`.
+pub const ENV: &[&str] = &["OLD_KEY_ACTION"];
+
 /// What finishSecret does with the key that was current before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OldKeyAction {

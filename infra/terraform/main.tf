@@ -1,0 +1,172 @@
+data "aws_caller_identity" "this" {}
+data "aws_region" "this" {}
+data "aws_partition" "this" {}
+
+locals {
+  account   = data.aws_caller_identity.this.account_id
+  region    = data.aws_region.this.name
+  partition = data.aws_partition.this.partition
+  in_vpc    = length(var.db_subnet_ids) > 0
+
+  # One entry per rotator binary; `statements` are what its target needs beyond its own secrets.
+  rotators = {
+    "db-password" = {
+      binary      = "rotate-db-password"
+      description = "Rotates PostgreSQL and MySQL/MariaDB passwords (single or alternating users)."
+      env = merge(
+        { DB_CONNECT_TIMEOUT_SECONDS = "5", DB_STATEMENT_TIMEOUT_SECONDS = "5" },
+        var.db_ca_bundle_file == "" ? {} : { DB_CA_BUNDLE_FILE = var.db_ca_bundle_file },
+      )
+      statements = length(var.db_master_secret_arns) == 0 ? [] : [{
+        Sid      = "ReadMasterSecrets"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = var.db_master_secret_arns
+      }]
+    }
+    "iam-access-key" = {
+      binary      = "rotate-iam-access-key"
+      description = "Rotates the access key of one IAM user per secret."
+      env         = { OLD_KEY_ACTION = var.old_key_action }
+      statements = [{
+        Sid      = "KeysOfUsersUnderThePath"
+        Effect   = "Allow"
+        Action   = ["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:GetUser"]
+        Resource = ["arn:${local.partition}:iam::${local.account}:user${var.iam_user_path}*"]
+      }]
+    }
+    "random-password" = {
+      binary      = "rotate-random-password"
+      description = "Rotates a generated password field that applications read."
+      env         = {}
+      statements  = []
+    }
+  }
+}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "rotator" {
+  for_each           = local.rotators
+  name               = "${var.name_prefix}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "rotator" {
+  for_each = local.rotators
+  name     = "rotation"
+  role     = aws_iam_role.rotator[each.key].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [
+        {
+          # Only the secrets whose rotation function is this one.
+          Sid      = "RotateOnlyOwnSecrets"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]
+          Resource = "*"
+          Condition = {
+            StringEquals = {
+              "secretsmanager:resource/AllowRotationLambdaArn" = "arn:${local.partition}:lambda:${local.region}:${local.account}:function:${var.name_prefix}-${each.key}"
+            }
+          }
+        },
+        {
+          Sid      = "OwnLogs"
+          Effect   = "Allow"
+          Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+          Resource = "${aws_cloudwatch_log_group.rotator[each.key].arn}:*"
+        },
+      ],
+      var.kms_key_arn == "" ? [] : [{
+        Sid       = "SecretsKey"
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = var.kms_key_arn
+        Condition = { StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" } }
+      }],
+      each.value.statements,
+    )
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "db_vpc" {
+  count      = local.in_vpc ? 1 : 0
+  role       = aws_iam_role.rotator["db-password"].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
+resource "aws_cloudwatch_log_group" "rotator" {
+  #checkov:skip=CKV_AWS_158:The logs never carry secret values (the test suite scans every log line for them); encrypting with a customer key adds a key policy to manage for no confidentiality gain.
+  for_each          = local.rotators
+  name              = "/aws/lambda/${var.name_prefix}-${each.key}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_lambda_function" "rotator" {
+  #checkov:skip=CKV_AWS_116:Secrets Manager invokes rotation functions synchronously; a dead-letter queue only receives failed asynchronous invocations, so it would never fire. Failures alarm on the StepFailed metric instead.
+  #checkov:skip=CKV_AWS_115:Rotations are rare and Secrets Manager runs one at a time per secret; reserving concurrency would take capacity from the account's shared pool for no protection.
+  #checkov:skip=CKV_AWS_173:The environment holds configuration only (timeouts, log level, key action), never a secret; secrets are read from Secrets Manager at run time.
+  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile owned by the deploying organisation; teams that use one add it to the function themselves.
+  #checkov:skip=CKV_AWS_50:The functions emit their own JSON logs and EMF metrics per step; X-Ray adds cost and a dependency without adding to that.
+  #checkov:skip=CKV_AWS_117:This rotator calls only AWS APIs; a VPC would add NAT or endpoint cost and cold-start time without isolating anything. The DB rotator takes VPC settings as parameters.
+  for_each         = local.rotators
+  function_name    = "${var.name_prefix}-${each.key}"
+  description      = each.value.description
+  role             = aws_iam_role.rotator[each.key].arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  filename         = "${var.package_dir}/${each.value.binary}/bootstrap.zip"
+  source_code_hash = filebase64sha256("${var.package_dir}/${each.value.binary}/bootstrap.zip")
+  memory_size      = 128
+  timeout          = 60
+
+  environment {
+    variables = merge({ LOG_LEVEL = "info", METRICS_NAMESPACE = "SecretsRotation" }, each.value.env)
+  }
+
+  dynamic "vpc_config" {
+    for_each = each.key == "db-password" && local.in_vpc ? [1] : []
+    content {
+      subnet_ids         = var.db_subnet_ids
+      security_group_ids = var.db_security_group_ids
+    }
+  }
+
+  depends_on = [aws_cloudwatch_log_group.rotator, aws_iam_role_policy.rotator]
+}
+
+resource "aws_lambda_permission" "secrets_manager" {
+  for_each       = local.rotators
+  statement_id   = "SecretsManagerRotation"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.rotator[each.key].function_name
+  principal      = "secretsmanager.amazonaws.com"
+  source_account = local.account
+}
+
+resource "aws_cloudwatch_metric_alarm" "step_failed" {
+  for_each            = local.rotators
+  alarm_name          = "${var.name_prefix}-${each.key}-step-failed"
+  alarm_description   = "A step of ${each.value.binary} failed; see the function's \"step failed\" log lines."
+  namespace           = "SecretsRotation"
+  metric_name         = "StepFailed"
+  dimensions          = { Rotator = each.key }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_topic_arn == "" ? [] : [var.alarm_topic_arn]
+}

@@ -1,0 +1,91 @@
+variable "name_prefix" {
+  description = "Prefix of every function, role and log group name."
+  type        = string
+  default     = "secret-rotation"
+}
+
+variable "package_dir" {
+  description = "Where scripts/package put the zips: <dir>/<binary>/bootstrap.zip."
+  type        = string
+  default     = "../../target/lambda/arm64"
+}
+
+variable "architecture" {
+  description = "arm64 or x86_64; must match the packages in package_dir."
+  type        = string
+  default     = "arm64"
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+variable "db_subnet_ids" {
+  description = "Subnets for the DB rotator (the database's VPC). Empty runs it outside any VPC."
+  type        = list(string)
+  default     = []
+}
+
+variable "db_security_group_ids" {
+  description = "Security groups for the DB rotator; they must reach the database and Secrets Manager."
+  type        = list(string)
+  default     = []
+}
+
+variable "db_master_secret_arns" {
+  description = "Master secrets (ARNs, wildcards allowed) the DB rotator may read for alternating users."
+  type        = list(string)
+  default     = []
+}
+
+variable "db_ca_bundle_file" {
+  description = "Path of the PEM CA bundle inside the package (e.g. the Amazon RDS global bundle). Empty uses the public roots."
+  type        = string
+  default     = ""
+}
+
+variable "iam_user_path" {
+  description = "IAM path of the users whose keys the IAM rotator may rotate."
+  type        = string
+  default     = "/rotated/"
+}
+
+variable "old_key_action" {
+  description = "What the IAM rotator does with the previous key: deactivate, delete or keep."
+  type        = string
+  default     = "deactivate"
+  validation {
+    condition     = contains(["deactivate", "delete", "keep"], var.old_key_action)
+    error_message = "old_key_action must be deactivate, delete or keep."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key of the rotated secrets. Empty when they use the AWS managed key."
+  type        = string
+  default     = ""
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups, in days."
+  type        = number
+  default     = 365
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic told when a rotation step fails. Empty creates the alarms without actions."
+  type        = string
+  default     = ""
+}
+
+variable "rotation_schedule" {
+  description = "ScheduleExpression of the example secret's rotation."
+  type        = string
+  default     = "rate(4 hours)"
+}
+
+variable "create_example_secrets" {
+  description = "Create an example secret rotated by rotate-random-password."
+  type        = bool
+  default     = false
+}

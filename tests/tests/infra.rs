@@ -1,0 +1,183 @@
+//! `infra/` cannot drift from the binaries: every rotator binary has exactly one function in the
+//! SAM template and one in the Terraform module, on provided.al2023 with the `bootstrap` handler
+//! and Secrets Manager's invoke permission, and every environment variable they set is one the
+//! binary reads and the README documents.
+
+use serde_yaml::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(workspace().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// (crate directory, binary name) of every rotator.
+fn rotators() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(workspace().join("rotators")).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        let bin = manifest
+            .split("[[bin]]")
+            .nth(1)
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("name = \"")))
+            .map(|n| n.trim_end_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("{} has no [[bin]]", dir.display()));
+        found.push((dir.file_name().unwrap().to_string_lossy().to_string(), bin));
+    }
+    found.sort();
+    assert!(found.len() >= 3, "{found:?}");
+    found
+}
+
+/// What each binary reads from its environment.
+fn reads(binary: &str) -> BTreeSet<&'static str> {
+    let own: &[&str] = match binary {
+        "rotate-db-password" => db_password::ENV,
+        "rotate-iam-access-key" => iam_access_key::ENV,
+        "rotate-random-password" => &[],
+        other => panic!("{other}: add its variables here"),
+    };
+    let password: &[&str] = match binary {
+        "rotate-iam-access-key" => &[],
+        _ => shared::password::ENV,
+    };
+    shared::config::ENV
+        .iter()
+        .chain(own)
+        .chain(password)
+        .copied()
+        .collect()
+}
+
+fn tagged_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Tagged(t) => tagged_str(&t.value),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_variable_a_binary_reads_is_documented() {
+    let readme = read("README.md");
+    for (_, bin) in rotators() {
+        for var in reads(&bin) {
+            assert!(
+                readme.contains(&format!("`{var}`")),
+                "README.md does not document {var} ({bin})"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_sam_template_has_one_function_per_binary() {
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], Value::from("provided.al2023"));
+    assert_eq!(globals["Handler"], Value::from("bootstrap"));
+    let global_env: BTreeSet<String> = globals["Environment"]["Variables"]
+        .as_mapping()
+        .map(|m| m.keys().map(tagged_str).collect())
+        .unwrap_or_default();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let functions: Vec<(&Value, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == Value::from("AWS::Serverless::Function"))
+        .collect();
+    assert_eq!(
+        functions.len(),
+        rotators().len(),
+        "one function per binary, no stale ones"
+    );
+    for (dir, bin) in rotators() {
+        let matching: Vec<_> = functions
+            .iter()
+            .filter(|(_, f)| {
+                f["Metadata"]["BuildProperties"]["Binary"] == Value::from(bin.as_str())
+            })
+            .collect();
+        assert_eq!(matching.len(), 1, "{bin}: functions {matching:?}");
+        let (name, f) = matching[0];
+        assert_eq!(
+            f["Metadata"]["BuildMethod"],
+            Value::from("rust-cargolambda"),
+            "{bin}"
+        );
+        assert_eq!(
+            f["Properties"]["CodeUri"],
+            Value::from(format!("../rotators/{dir}")),
+            "{bin}"
+        );
+        let own_env: BTreeSet<String> = f["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .map(|m| m.keys().map(tagged_str).collect())
+            .unwrap_or_default();
+        let allowed = reads(&bin);
+        for var in global_env.iter().chain(&own_env) {
+            assert!(
+                allowed.contains(var.as_str()),
+                "{bin} is given {var}, which it does not read"
+            );
+        }
+        let name = tagged_str(name);
+        let permitted = resources.values().any(|r| {
+            r["Type"] == Value::from("AWS::Lambda::Permission")
+                && r["Properties"]["Principal"] == Value::from("secretsmanager.amazonaws.com")
+                && format!("{:?}", r["Properties"]["FunctionName"]).contains(&name)
+                && !r["Properties"]["SourceAccount"].is_null()
+        });
+        assert!(
+            permitted,
+            "{bin}: no Secrets Manager invoke permission with SourceAccount"
+        );
+    }
+}
+
+#[test]
+fn the_terraform_module_has_one_function_per_binary() {
+    let main = read("infra/terraform/main.tf");
+    assert!(main.contains("runtime          = \"provided.al2023\""));
+    assert!(main.contains("handler          = \"bootstrap\""));
+    assert!(main.contains("principal      = \"secretsmanager.amazonaws.com\""));
+    assert!(main.contains("source_account = local.account"));
+    let binaries: Vec<&str> = main
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("binary      = \""))
+        .map(|b| b.trim_end_matches('"'))
+        .collect();
+    let want: Vec<String> = rotators().into_iter().map(|(_, b)| b).collect();
+    let mut got: Vec<String> = binaries.iter().map(|b| b.to_string()).collect();
+    got.sort();
+    assert_eq!(got, want, "one entry in local.rotators per binary");
+    // Every UPPER_CASE key set in an environment map must be read by some binary.
+    let all: BTreeSet<&str> = want.iter().flat_map(|b| reads(b)).collect();
+    let code: String = main
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for word in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        let is_var = word.len() > 3
+            && word
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && word.contains('_');
+        if is_var {
+            assert!(
+                all.contains(word),
+                "main.tf sets {word}, which no binary reads"
+            );
+        }
+    }
+}
