@@ -93,7 +93,7 @@ fn the_sam_template_has_one_function_per_binary() {
     let resources = template["Resources"].as_mapping().unwrap();
     let functions: Vec<(&Value, &Value)> = resources
         .iter()
-        .filter(|(_, r)| r["Type"] == Value::from("AWS::Serverless::Function"))
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
         .collect();
     assert_eq!(
         functions.len(),
@@ -103,9 +103,7 @@ fn the_sam_template_has_one_function_per_binary() {
     for (dir, bin) in rotators() {
         let matching: Vec<_> = functions
             .iter()
-            .filter(|(_, f)| {
-                f["Metadata"]["BuildProperties"]["Binary"] == Value::from(bin.as_str())
-            })
+            .filter(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == bin.as_str())
             .collect();
         assert_eq!(matching.len(), 1, "{bin}: functions {matching:?}");
         let (name, f) = matching[0];
@@ -132,8 +130,8 @@ fn the_sam_template_has_one_function_per_binary() {
         }
         let name = tagged_str(name);
         let permitted = resources.values().any(|r| {
-            r["Type"] == Value::from("AWS::Lambda::Permission")
-                && r["Properties"]["Principal"] == Value::from("secretsmanager.amazonaws.com")
+            r["Type"] == "AWS::Lambda::Permission"
+                && r["Properties"]["Principal"] == "secretsmanager.amazonaws.com"
                 && format!("{:?}", r["Properties"]["FunctionName"]).contains(&name)
                 && !r["Properties"]["SourceAccount"].is_null()
         });
