@@ -85,7 +85,20 @@ variable "rotation_schedule" {
 }
 
 variable "create_example_secrets" {
-  description = "Create an example secret rotated by rotate-random-password."
+  description = "Create example secrets: one per rotator (the DB one only with example_db_host)."
   type        = bool
   default     = false
+}
+
+variable "example_db" {
+  description = "With create_example_secrets and a host: the database the example DB secret rotates (single user)."
+  type = object({
+    engine   = string
+    host     = string
+    port     = number
+    username = string
+    password = string
+  })
+  default   = { engine = "postgres", host = "", port = 5432, username = "app", password = "" }
+  sensitive = true
 }
