@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -55,6 +55,8 @@ struct Invocation {
 #[derive(Default)]
 struct State {
     waiting: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    /// When the function first asked for work: the end of its init phase.
+    first_poll: std::sync::OnceLock<Instant>,
 }
 
 /// One running function process and the Runtime API it polls.
@@ -66,6 +68,8 @@ pub struct Function {
     output: Arc<Mutex<Vec<String>>>,
     serial: u64,
     echo: bool,
+    state: Arc<State>,
+    started: Instant,
 }
 
 impl Function {
@@ -79,8 +83,10 @@ impl Function {
         let (queue, next) = mpsc::channel::<Invocation>(1);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        tokio::spawn(serve(listener, Arc::new(tokio::sync::Mutex::new(next))));
+        let state = Arc::new(State::default());
+        tokio::spawn(serve(listener, Arc::new(tokio::sync::Mutex::new(next)), state.clone()));
         let output = Arc::new(Mutex::new(Vec::new()));
+        let started = Instant::now();
         let child = spawn(binary, env, &addr.to_string(), &output, echo)?;
         Ok(Self {
             binary: binary.to_owned(),
@@ -90,7 +96,29 @@ impl Function {
             output,
             serial: 0,
             echo,
+            state,
+            started,
         })
+    }
+
+    /// From exec to the first `/invocation/next`: the init phase. `None` until it polled.
+    pub fn init_time(&self) -> Option<Duration> {
+        self.state.first_poll.get().map(|t| t.duration_since(self.started))
+    }
+
+    /// When the process was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The process's peak resident set size so far (Linux `VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Sends one event and waits for the answer.
@@ -184,8 +212,7 @@ fn spawn(
 
 type Next = Arc<tokio::sync::Mutex<mpsc::Receiver<Invocation>>>;
 
-async fn serve(listener: TcpListener, next: Next) {
-    let state = Arc::new(State::default());
+async fn serve(listener: TcpListener, next: Next, state: Arc<State>) {
     while let Ok((stream, _)) = listener.accept().await {
         let (next, state) = (next.clone(), state.clone());
         tokio::spawn(async move {
@@ -216,6 +243,7 @@ async fn route(
         r
     };
     if method == Method::GET && path == "/invocation/next" {
+        let _ = state.first_poll.set(Instant::now());
         let Some(inv) = next.lock().await.recv().await else {
             return Ok(respond(StatusCode::GONE, String::new()));
         };

@@ -1,0 +1,143 @@
+"""Renders bench/results.json (from rotation-bench) as bench/README.md and bench/scale.png.
+
+usage: report.py RESULTS_JSON ZIP_DIR OUT_DIR
+"""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+results_path, zip_dir, out = sys.argv[1:4]
+r = json.load(open(results_path))
+
+# The strict minimum of Secrets Manager calls per rotation, by rotator: four DescribeSecret (the
+# gate of each step), createSecret's read of the pending version (expected missing), of
+# AWSCURRENT and its PutSecretValue, one read of the pending value in setSecret and in testSecret,
+# and finishSecret's two UpdateSecretVersionStage (move AWSCURRENT, remove AWSPENDING). A single
+# user DB rotation also needs AWSCURRENT in setSecret to log in; the IAM rotator reads
+# AWSPREVIOUS in createSecret and finishSecret to know which key to spare or retire.
+MINIMUM = {"random-password": 11, "db-password (PostgreSQL)": 12, "iam-access-key": 13}
+
+
+def f(x):
+    return f"{x:.1f}"
+
+
+def cpu():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+lines = [
+    "# Benchmarks",
+    "",
+    "Measured by `bench/run` (cold starts, warm rotations, API calls, memory, package size, scale) on",
+    "the local stack: moto server as Secrets Manager/IAM/STS, a throwaway PostgreSQL with TLS. Release",
+    "binaries (`opt-level = \"s\"`, LTO, one codegen unit, stripped) run through the project's Lambda",
+    "Runtime API server, as Lambda runs them. Rerun with `bench/run [COLD_RUNS] [WARM_ROTATIONS]`.",
+    "",
+    f"- date: {datetime.date.today().isoformat()}",
+    f"- machine: {os.cpu_count()} cores, {cpu()}, {platform.system()} {platform.release()}",
+    f"- {rustc}",
+    f"- cold starts: {r['cold_runs']} fresh processes per rotator; warm: {r['warm_rotations']} rotations in one process",
+    "",
+    "Times include the local moto server's answers (a single-threaded Python process), which",
+    "dominate every step that calls Secrets Manager; they are a ceiling for the function's own cost.",
+    "",
+    "## Cold start",
+    "",
+    "Exec to the first `/invocation/next` (init), and exec to the answer of a first invocation that",
+    "calls Secrets Manager once (`DescribeSecret`).",
+    "",
+    "| rotator | init median (min-max) ms | first response median (min-max) ms |",
+    "|---|---|---|",
+]
+for name, c in r["cold_start"].items():
+    i, fr = c["init"], c["first_response"]
+    lines.append(
+        f"| {name} | {f(i['median_ms'])} ({f(i['min_ms'])}-{f(i['max_ms'])}) "
+        f"| {f(fr['median_ms'])} ({f(fr['min_ms'])}-{f(fr['max_ms'])}) |"
+    )
+lines += [
+    "",
+    "## Warm rotation, memory and API calls",
+    "",
+    "One long-lived process rotating a new secret each time through the local rotate-secret driver.",
+    "API calls are counted by a proxy between the function and moto, for one whole rotation.",
+    "",
+    "| rotator | rotation median ms | createSecret | setSecret | testSecret | finishSecret | peak RSS MB | Secrets Manager calls (strict minimum) |",
+    "|---|---|---|---|---|---|---|---|",
+]
+for name, w in r["warm"].items():
+    s = w["steps"]
+    rss = w["peak_rss_kib"] / 1024 if w["peak_rss_kib"] else float("nan")
+    lines.append(
+        f"| {name} | {f(w['rotation']['median_ms'])} | {f(s['createSecret']['median_ms'])} "
+        f"| {f(s['setSecret']['median_ms'])} | {f(s['testSecret']['median_ms'])} "
+        f"| {f(s['finishSecret']['median_ms'])} | {rss:.1f} | {w['secrets_manager_calls']} ({MINIMUM.get(name, '?')}) |"
+    )
+lines += ["", "Calls per rotation, by operation:", ""]
+ops = sorted({op for w in r["warm"].values() for op in w["api_calls"]})
+names = list(r["warm"])
+lines.append("| operation | " + " | ".join(names) + " |")
+lines.append("|---|" + "---|" * len(names))
+for op in ops:
+    lines.append(f"| {op} | " + " | ".join(str(r["warm"][n]["api_calls"].get(op, 0)) for n in names) + " |")
+lines += [
+    "",
+    "Above the minimum, by design: finishSecret tests the pending value once more before it moves",
+    "`AWSCURRENT` (one `GetSecretValue`), so a manual or out-of-order finishSecret can never promote",
+    "a placeholder or a broken credential; the IAM rotator's testSecret and finishSecret re-read",
+    "`AWSCURRENT` and `AWSPREVIOUS` because each step is a separate invocation.",
+    "",
+    "## Package size (arm64 zip)",
+    "",
+    "| binary | zip MB |",
+    "|---|---|",
+]
+for binary in sorted(os.listdir(zip_dir)) if os.path.isdir(zip_dir) else []:
+    z = os.path.join(zip_dir, binary, "bootstrap.zip")
+    if os.path.exists(z):
+        lines.append(f"| {binary} | {os.path.getsize(z) / 1048576:.2f} |")
+lines += [
+    "",
+    "## Scale",
+    "",
+    "`n` secrets rotated at once (random-password), each by its own function process, as Lambda",
+    "scales out, against one local moto server.",
+    "",
+    "| secrets | wall ms | per rotation median (min-max) ms |",
+    "|---|---|---|",
+]
+for s in r["scale"]:
+    p = s["per_rotation"]
+    lines.append(f"| {s['secrets']} | {f(s['wall_ms'])} | {f(p['median_ms'])} ({f(p['min_ms'])}-{f(p['max_ms'])}) |")
+lines += ["", "![wall time against concurrent secrets](scale.png)", ""]
+open(os.path.join(out, "README.md"), "w").write("\n".join(lines))
+
+xs = [s["secrets"] for s in r["scale"]]
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.plot(xs, [s["wall_ms"] for s in r["scale"]], marker="o", label="wall time, all rotations")
+ax.plot(xs, [s["per_rotation"]["median_ms"] for s in r["scale"]], marker="s", label="median per rotation")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("secrets rotated concurrently")
+ax.set_ylabel("ms")
+ax.set_title("Concurrent rotations against one local moto server")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend()
+fig.tight_layout()
+fig.savefig(os.path.join(out, "scale.png"), dpi=100)

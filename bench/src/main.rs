@@ -1,0 +1,150 @@
+//! `rotation-bench`: measures the release binaries on the local stack and prints a JSON report.
+//! Run through `bench/run`, which builds them, starts the stack and writes bench/README.md.
+//!
+//! usage: rotation-bench BIN_DIR [COLD_RUNS] [WARM_ROTATIONS]
+
+mod proxy;
+mod subject;
+
+use e2e::driver::{self, Options};
+use e2e::runtime_api::{Function, Reply};
+use serde_json::{Value, json};
+use shared::store::{AWSCURRENT, AwsStore, SecretStore};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use subject::Subject;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Median, min and max in milliseconds.
+fn summary(mut samples: Vec<f64>) -> Value {
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len();
+    let median = if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2.0 };
+    json!({"median_ms": median, "min_ms": samples[0], "max_ms": samples[n - 1], "runs": n})
+}
+
+fn options(subject: Subject) -> Options {
+    Options {
+        resume: false,
+        lambda_arn: e2e::stack::function_arn(subject.binary()),
+        step_timeout: Duration::from_secs(60),
+    }
+}
+
+/// A fresh process per run: exec to the first `/invocation/next` (init), and exec to the answer
+/// of one invocation that reads the local Secrets Manager (a step for a finished version: one
+/// `DescribeSecret`).
+async fn cold_start(bin_dir: &Path, subject: Subject, runs: usize) -> Value {
+    let client = subject.client().await;
+    let arn = subject.new_secret(&client).await;
+    let env = subject.env(&subject.upstream()).await;
+    // One rotation first, so rotation is enabled and the current version is a finished one.
+    let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false).await.unwrap();
+    let r = driver::rotate(&client, &mut f, &arn, &options(subject)).await.unwrap();
+    assert!(r.succeeded(), "{:?}", r.steps);
+    f.stop().await;
+    let labels = AwsStore::new(client).describe(&arn).await.unwrap().labels;
+    let current = labels.version_with(AWSCURRENT).unwrap().to_owned();
+    let event = json!({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": current});
+    let (mut init, mut first) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false).await.unwrap();
+        let reply = f.invoke(&event, Duration::from_secs(30)).await.unwrap();
+        let answered = f.started().elapsed();
+        assert!(matches!(reply, Reply::Response(_)), "{reply:?}");
+        init.push(ms(f.init_time().unwrap()));
+        first.push(ms(answered));
+        f.stop().await;
+    }
+    json!({"init": summary(init), "first_response": summary(first)})
+}
+
+/// One long-lived process, `rotations` full rotations through the driver; the last one runs
+/// through the counting proxy. Also the process's peak RSS.
+async fn warm(bin_dir: &Path, subject: Subject, rotations: usize) -> Value {
+    let client = subject.client().await;
+    let (proxy_url, counts) = proxy::start(subject.upstream()).await;
+    let env = subject.env(&proxy_url).await;
+    let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false).await.unwrap();
+    let mut per_step: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut totals = Vec::new();
+    let mut calls = BTreeMap::new();
+    for _ in 0..rotations {
+        let arn = subject.new_secret(&client).await;
+        counts.take();
+        let r = driver::rotate(&client, &mut f, &arn, &options(subject)).await.unwrap();
+        assert!(r.succeeded(), "{:?}", r.steps);
+        calls = counts.take();
+        for s in &r.steps {
+            per_step.entry(s.step.as_str()).or_default().push(s.millis);
+        }
+        totals.push(r.steps.iter().map(|s| s.millis).sum());
+    }
+    let peak_rss_kib = f.peak_rss_kib();
+    f.stop().await;
+    let steps: BTreeMap<&str, Value> = per_step.into_iter().map(|(k, v)| (k, summary(v))).collect();
+    let sm_calls: u64 = calls.iter().filter(|(k, _)| k.starts_with("SecretsManager:")).map(|(_, v)| v).sum();
+    json!({
+        "rotation": summary(totals),
+        "steps": steps,
+        "api_calls": calls,
+        "secrets_manager_calls": sm_calls,
+        "peak_rss_kib": peak_rss_kib,
+    })
+}
+
+/// `n` secrets rotated at once, each by its own function process (as Lambda would scale out).
+async fn scale(bin_dir: &Path, n: usize) -> Value {
+    let subject = Subject::RandomPassword;
+    let client = subject.client().await;
+    let env = subject.env(&subject.upstream()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ready = Vec::new();
+    for _ in 0..n {
+        let arn = subject.new_secret(&client).await;
+        let f = Function::start(&bin_dir.join(subject.binary()), &env, false).await.unwrap();
+        ready.push((arn, f));
+    }
+    let started = Instant::now();
+    for (arn, mut f) in ready {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let r = driver::rotate(&client, &mut f, &arn, &options(subject)).await.unwrap();
+            assert!(r.succeeded(), "{:?}", r.steps);
+            f.stop().await;
+            ms(t.elapsed())
+        });
+    }
+    let mut each = Vec::new();
+    while let Some(t) = tasks.join_next().await {
+        each.push(t.unwrap());
+    }
+    json!({"secrets": n, "wall_ms": ms(started.elapsed()), "per_rotation": summary(each)})
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let bin_dir = PathBuf::from(args.next().expect("usage: rotation-bench BIN_DIR [COLD_RUNS] [WARM_ROTATIONS]"));
+    let cold_runs: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(20);
+    let rotations: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(20);
+    let mut report = json!({"cold_runs": cold_runs, "warm_rotations": rotations});
+    for subject in Subject::ALL {
+        eprintln!("bench: {} cold start", subject.label());
+        report["cold_start"][subject.label()] = cold_start(&bin_dir, subject, cold_runs).await;
+        eprintln!("bench: {} warm rotations", subject.label());
+        report["warm"][subject.label()] = warm(&bin_dir, subject, rotations).await;
+    }
+    let mut scaling = Vec::new();
+    for n in [1, 10, 100] {
+        eprintln!("bench: {n} concurrent rotations");
+        scaling.push(scale(&bin_dir, n).await);
+    }
+    report["scale"] = Value::Array(scaling);
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+}
