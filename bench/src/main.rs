@@ -23,7 +23,11 @@ fn ms(d: Duration) -> f64 {
 fn summary(mut samples: Vec<f64>) -> Value {
     samples.sort_by(f64::total_cmp);
     let n = samples.len();
-    let median = if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2.0 };
+    let median = if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+    };
     json!({"median_ms": median, "min_ms": samples[0], "max_ms": samples[n - 1], "runs": n})
 }
 
@@ -43,8 +47,12 @@ async fn cold_start(bin_dir: &Path, subject: Subject, runs: usize) -> Value {
     let arn = subject.new_secret(&client).await;
     let env = subject.env(&subject.upstream()).await;
     // One rotation first, so rotation is enabled and the current version is a finished one.
-    let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false).await.unwrap();
-    let r = driver::rotate(&client, &mut f, &arn, &options(subject)).await.unwrap();
+    let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false)
+        .await
+        .unwrap();
+    let r = driver::rotate(&client, &mut f, &arn, &options(subject))
+        .await
+        .unwrap();
     assert!(r.succeeded(), "{:?}", r.steps);
     f.stop().await;
     let labels = AwsStore::new(client).describe(&arn).await.unwrap().labels;
@@ -52,7 +60,9 @@ async fn cold_start(bin_dir: &Path, subject: Subject, runs: usize) -> Value {
     let event = json!({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": current});
     let (mut init, mut first) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false).await.unwrap();
+        let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false)
+            .await
+            .unwrap();
         let reply = f.invoke(&event, Duration::from_secs(30)).await.unwrap();
         let answered = f.started().elapsed();
         assert!(matches!(reply, Reply::Response(_)), "{reply:?}");
@@ -69,14 +79,18 @@ async fn warm(bin_dir: &Path, subject: Subject, rotations: usize) -> Value {
     let client = subject.client().await;
     let (proxy_url, counts) = proxy::start(subject.upstream()).await;
     let env = subject.env(&proxy_url).await;
-    let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false).await.unwrap();
+    let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false)
+        .await
+        .unwrap();
     let mut per_step: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut totals = Vec::new();
     let mut calls = BTreeMap::new();
     for _ in 0..rotations {
         let arn = subject.new_secret(&client).await;
         counts.take();
-        let r = driver::rotate(&client, &mut f, &arn, &options(subject)).await.unwrap();
+        let r = driver::rotate(&client, &mut f, &arn, &options(subject))
+            .await
+            .unwrap();
         assert!(r.succeeded(), "{:?}", r.steps);
         calls = counts.take();
         for s in &r.steps {
@@ -87,7 +101,11 @@ async fn warm(bin_dir: &Path, subject: Subject, rotations: usize) -> Value {
     let peak_rss_kib = f.peak_rss_kib();
     f.stop().await;
     let steps: BTreeMap<&str, Value> = per_step.into_iter().map(|(k, v)| (k, summary(v))).collect();
-    let sm_calls: u64 = calls.iter().filter(|(k, _)| k.starts_with("SecretsManager:")).map(|(_, v)| v).sum();
+    let sm_calls: u64 = calls
+        .iter()
+        .filter(|(k, _)| k.starts_with("SecretsManager:"))
+        .map(|(_, v)| v)
+        .sum();
     json!({
         "rotation": summary(totals),
         "steps": steps,
@@ -106,7 +124,9 @@ async fn scale(bin_dir: &Path, n: usize) -> Value {
     let mut ready = Vec::new();
     for _ in 0..n {
         let arn = subject.new_secret(&client).await;
-        let f = Function::start(&bin_dir.join(subject.binary()), &env, false).await.unwrap();
+        let f = Function::start(&bin_dir.join(subject.binary()), &env, false)
+            .await
+            .unwrap();
         ready.push((arn, f));
     }
     let started = Instant::now();
@@ -114,7 +134,9 @@ async fn scale(bin_dir: &Path, n: usize) -> Value {
         let client = client.clone();
         tasks.spawn(async move {
             let t = Instant::now();
-            let r = driver::rotate(&client, &mut f, &arn, &options(subject)).await.unwrap();
+            let r = driver::rotate(&client, &mut f, &arn, &options(subject))
+                .await
+                .unwrap();
             assert!(r.succeeded(), "{:?}", r.steps);
             f.stop().await;
             ms(t.elapsed())
@@ -130,7 +152,10 @@ async fn scale(bin_dir: &Path, n: usize) -> Value {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let bin_dir = PathBuf::from(args.next().expect("usage: rotation-bench BIN_DIR [COLD_RUNS] [WARM_ROTATIONS]"));
+    let bin_dir = PathBuf::from(
+        args.next()
+            .expect("usage: rotation-bench BIN_DIR [COLD_RUNS] [WARM_ROTATIONS]"),
+    );
     let cold_runs: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(20);
     let rotations: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(20);
     let mut report = json!({"cold_runs": cold_runs, "warm_rotations": rotations});

@@ -22,7 +22,11 @@ impl Counts {
 
 /// `SecretsManager:GetSecretValue`, `IAM:ListAccessKeys`, `STS:GetCallerIdentity`, ...
 fn operation(req: &hyper::http::request::Parts, body: &[u8]) -> String {
-    if let Some(target) = req.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+    if let Some(target) = req
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+    {
         let op = target.rsplit('.').next().unwrap_or(target);
         return format!("SecretsManager:{op}");
     }
@@ -47,21 +51,34 @@ pub async fn start(upstream: String) -> (String, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let counts = Arc::new(Counts::default());
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let shared = counts.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (client, counts, upstream) = (client.clone(), shared.clone(), upstream.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (client, counts, upstream) = (client.clone(), counts.clone(), upstream.clone());
+                    let (client, counts, upstream) =
+                        (client.clone(), counts.clone(), upstream.clone());
                     async move {
                         let (mut parts, body) = req.into_parts();
                         let bytes = body.collect().await?.to_bytes();
-                        *counts.0.lock().unwrap().entry(operation(&parts, &bytes)).or_default() += 1;
-                        let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                        *counts
+                            .0
+                            .lock()
+                            .unwrap()
+                            .entry(operation(&parts, &bytes))
+                            .or_default() += 1;
+                        let path = parts
+                            .uri
+                            .path_and_query()
+                            .map(|p| p.as_str())
+                            .unwrap_or("/");
                         parts.uri = format!("{upstream}{path}").parse().unwrap();
-                        let answer = client.request(Request::from_parts(parts, Full::new(bytes))).await;
+                        let answer = client
+                            .request(Request::from_parts(parts, Full::new(bytes)))
+                            .await;
                         let answer = answer.unwrap_or_else(|e| panic!("proxy to {upstream}: {e}"));
                         let (parts, body) = answer.into_parts();
                         let bytes = body.collect().await?.to_bytes();

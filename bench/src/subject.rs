@@ -15,7 +15,11 @@ pub enum Subject {
 }
 
 impl Subject {
-    pub const ALL: [Subject; 3] = [Subject::RandomPassword, Subject::DbPostgres, Subject::IamAccessKey];
+    pub const ALL: [Subject; 3] = [
+        Subject::RandomPassword,
+        Subject::DbPostgres,
+        Subject::IamAccessKey,
+    ];
 
     pub fn binary(self) -> &'static str {
         match self {
@@ -54,7 +58,10 @@ impl Subject {
         let mut env = vec![("AWS_ENDPOINT_URL".to_string(), endpoint.to_string())];
         match self {
             Subject::RandomPassword => {}
-            Subject::DbPostgres => env.push(("DB_CA_BUNDLE_FILE".into(), std::env::var("TEST_CA_FILE").unwrap())),
+            Subject::DbPostgres => env.push((
+                "DB_CA_BUNDLE_FILE".into(),
+                std::env::var("TEST_CA_FILE").unwrap(),
+            )),
             Subject::IamAccessKey => {
                 let admin = Admin::connect().await;
                 let name = unique_user("bench_rotator");

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod fault;
 pub mod gate;
 pub mod lambda;
 pub mod password;

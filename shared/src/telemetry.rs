@@ -15,7 +15,9 @@ pub fn init() {
         .iter()
         .find_map(|name| crate::config::non_empty_env(name))
         .map(EnvFilter::new)
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new("info"))
+        // Database drivers log statement text, which for a password change holds the password.
+        .add_directive("sqlx=warn".parse().expect("a valid directive"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

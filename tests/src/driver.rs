@@ -62,11 +62,23 @@ pub async fn rotate(
             token
         }
     };
+    retry(client, function, &meta.arn, &token, opts).await
+}
+
+/// Runs the four steps for a known token, as Secrets Manager does when it retries a failed
+/// rotation: it remembers the token even after the labels moved.
+pub async fn retry(
+    client: &Client,
+    function: &mut Function,
+    arn: &str,
+    token: &str,
+    opts: &Options,
+) -> Result<Rotation, String> {
     let mut steps = Vec::new();
     for step in Step::ALL {
         let event = json!({
             "Step": step.as_str(),
-            "SecretId": meta.arn,
+            "SecretId": arn,
             "ClientRequestToken": token,
             "RotationToken": shared::random::version_id(),
         });
@@ -87,13 +99,13 @@ pub async fn rotate(
             break;
         }
     }
-    let labels = store
-        .describe(&meta.arn)
+    let labels = AwsStore::new(client.clone())
+        .describe(arn)
         .await
         .map_err(|e| e.to_string())?
         .labels;
     Ok(Rotation {
-        token,
+        token: token.to_owned(),
         steps,
         labels,
     })

@@ -84,7 +84,11 @@ impl Function {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
-        tokio::spawn(serve(listener, Arc::new(tokio::sync::Mutex::new(next)), state.clone()));
+        tokio::spawn(serve(
+            listener,
+            Arc::new(tokio::sync::Mutex::new(next)),
+            state.clone(),
+        ));
         let output = Arc::new(Mutex::new(Vec::new()));
         let started = Instant::now();
         let child = spawn(binary, env, &addr.to_string(), &output, echo)?;
@@ -103,7 +107,10 @@ impl Function {
 
     /// From exec to the first `/invocation/next`: the init phase. `None` until it polled.
     pub fn init_time(&self) -> Option<Duration> {
-        self.state.first_poll.get().map(|t| t.duration_since(self.started))
+        self.state
+            .first_poll
+            .get()
+            .map(|t| t.duration_since(self.started))
     }
 
     /// When the process was started.
@@ -184,6 +191,8 @@ fn spawn(
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        // The most verbose level, so the tests' leak checks see everything a function can log.
+        .env("LOG_LEVEL", "trace")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -8,7 +8,7 @@ use crate::sql;
 use shared::SecretString;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use std::future::Future;
 use std::time::Duration;
 
@@ -116,7 +116,7 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
                 } else {
                     o.ssl_mode(PgSslMode::Disable)
                 };
-                PgConnection::connect_with(&o).await.map(Conn::Pg)
+                PgConnection::connect_with(&quiet(o)).await.map(Conn::Pg)
             }
             Engine::MySql | Engine::MariaDb => {
                 let mut o = MySqlConnectOptions::new()
@@ -136,7 +136,7 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
                 } else {
                     o.ssl_mode(MySqlSslMode::Disabled)
                 };
-                let mut conn = MySqlConnection::connect_with(&o).await?;
+                let mut conn = MySqlConnection::connect_with(&quiet(o)).await?;
                 let (version, mode): (String, String) =
                     sqlx::query_as("SELECT VERSION(), @@SESSION.sql_mode")
                         .fetch_one(&mut conn)
@@ -149,7 +149,9 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
             }
         }
     };
-    match tokio::time::timeout(s.connect_timeout, attempt).await {
+    let result = tokio::time::timeout(s.connect_timeout, attempt).await;
+    shared::fault::after_call("connect");
+    match result {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(scrub(
             format!("cannot connect to {place}: {e}"),
@@ -162,6 +164,14 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
     }
 }
 
+/// sqlx logs every statement at debug level, and our `ALTER USER` statements carry the password
+/// (or its verifier): statement logging is off, always. The leak tests run at `trace`.
+fn quiet<O: ConnectOptions>(options: O) -> O {
+    options
+        .log_statements(log::LevelFilter::Off)
+        .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(3600))
+}
+
 impl Conn {
     async fn timed<T>(
         timeout: Duration,
@@ -169,7 +179,9 @@ impl Conn {
         secrets: &[&SecretString],
         f: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, String> {
-        match tokio::time::timeout(timeout, f).await {
+        let result = tokio::time::timeout(timeout, f).await;
+        shared::fault::after_call(what);
+        match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(scrub(format!("{what} failed: {e}"), secrets)),
             Err(_) => Err(format!("{what} timed out after {timeout:?}")),

@@ -100,18 +100,20 @@ where
     Error::target(format!("IAM {what}: {}", describe(&e)))
 }
 
+/// Marks the end of an external call: a crash point in fault-injection test builds.
+fn called<T>(what: &str, result: T) -> T {
+    shared::fault::after_call(what);
+    result
+}
+
 fn is_missing<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("NoSuchEntity")
 }
 
 impl IamAccessKey {
     async fn keys(&self, user: &str) -> Result<Vec<Key>, Error> {
-        let out = self
-            .iam
-            .list_access_keys()
-            .user_name(user)
-            .send()
-            .await
+        let out = self.iam.list_access_keys().user_name(user).send().await;
+        let out = called("ListAccessKeys", out)
             .map_err(|e| iam_error(format!("ListAccessKeys for user {user:?}"), e))?;
         Ok(out
             .access_key_metadata()
@@ -126,14 +128,14 @@ impl IamAccessKey {
     }
 
     async fn delete_key(&self, user: &str, id: &str) -> Result<(), Error> {
-        match self
+        let result = self
             .iam
             .delete_access_key()
             .user_name(user)
             .access_key_id(id)
             .send()
-            .await
-        {
+            .await;
+        match called("DeleteAccessKey", result) {
             Ok(_) => Ok(()),
             Err(e) if is_missing(&e) => Ok(()),
             Err(e) => Err(iam_error(
@@ -217,7 +219,8 @@ impl Target for IamAccessKey {
             .create_access_key()
             .user_name(&current.user)
             .send()
-            .await
+            .await;
+        let out = called("CreateAccessKey", out)
             .map_err(|e| iam_error(format!("CreateAccessKey for user {:?}", current.user), e))?;
         let key = out
             .access_key()
@@ -257,12 +260,8 @@ impl Target for IamAccessKey {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
         let pending =
             self.pending_with_user(KeySecret::parse(v.pending().await?, AWSPENDING)?, &current)?;
-        let user_arn = self
-            .iam
-            .get_user()
-            .user_name(&pending.user)
-            .send()
-            .await
+        let user_arn = self.iam.get_user().user_name(&pending.user).send().await;
+        let user_arn = called("GetUser", user_arn)
             .map_err(|e| iam_error(format!("GetUser {:?}", pending.user), e))?
             .user()
             .map(|u| u.arn().to_owned())
@@ -281,10 +280,7 @@ impl Target for IamAccessKey {
         );
         let until = budget(v.deadline());
         let arn = retry_until(until, || async {
-            let out = sts
-                .get_caller_identity()
-                .send()
-                .await
+            let out = called("GetCallerIdentity", sts.get_caller_identity().send().await)
                 .map_err(|e| describe(&e))?;
             Ok(out.arn().unwrap_or_default().to_owned())
         })
@@ -326,7 +322,7 @@ impl Target for IamAccessKey {
                     .await
             }
         };
-        match result {
+        match called("UpdateAccessKey", result) {
             Ok(_) => Ok(()),
             Err(e) if is_missing(&e) => Ok(()),
             Err(e) => Err(iam_error(

@@ -47,8 +47,9 @@ impl SecretStore for AwsStore {
             .describe_secret()
             .secret_id(secret_id)
             .send()
-            .await
-            .map_err(|e| store_error("DescribeSecret", e))?;
+            .await;
+        crate::fault::after_call("DescribeSecret");
+        let out = out.map_err(|e| store_error("DescribeSecret", e))?;
         if out.deleted_date().is_some() {
             return Err(StoreError::Refused(
                 "DescribeSecret: the secret is marked for deletion".into(),
@@ -78,8 +79,9 @@ impl SecretStore for AwsStore {
             .set_version_id(version_id.map(str::to_owned))
             .version_stage(stage)
             .send()
-            .await
-            .map_err(|e| store_error("GetSecretValue", e))?;
+            .await;
+        crate::fault::after_call("GetSecretValue");
+        let out = out.map_err(|e| store_error("GetSecretValue", e))?;
         let value = out.secret_string().ok_or_else(|| {
             StoreError::NotFound(format!(
                 "GetSecretValue: version under {stage} has no SecretString"
@@ -98,7 +100,8 @@ impl SecretStore for AwsStore {
         value: &SecretString,
         rotation_token: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.client
+        let out = self
+            .client
             .put_secret_value()
             .secret_id(secret_id)
             .client_request_token(token)
@@ -106,8 +109,9 @@ impl SecretStore for AwsStore {
             .version_stages(AWSPENDING)
             .set_rotation_token(rotation_token.map(str::to_owned))
             .send()
-            .await
-            .map_err(|e| store_error("PutSecretValue", e))?;
+            .await;
+        crate::fault::after_call("PutSecretValue");
+        out.map_err(|e| store_error("PutSecretValue", e))?;
         Ok(())
     }
 
@@ -118,15 +122,17 @@ impl SecretStore for AwsStore {
         to: Option<&str>,
         from: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.client
+        let out = self
+            .client
             .update_secret_version_stage()
             .secret_id(secret_id)
             .version_stage(stage)
             .set_move_to_version_id(to.map(str::to_owned))
             .set_remove_from_version_id(from.map(str::to_owned))
             .send()
-            .await
-            .map_err(|e| store_error("UpdateSecretVersionStage", e))?;
+            .await;
+        crate::fault::after_call("UpdateSecretVersionStage");
+        out.map_err(|e| store_error("UpdateSecretVersionStage", e))?;
         Ok(())
     }
 }
