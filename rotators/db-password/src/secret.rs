@@ -85,8 +85,8 @@ impl DbSecret {
                 Some(Value::String(s)) if s.is_empty() => {
                     Err(bad(format!("field `{name}` is empty")))
                 }
-                Some(Value::String(s)) if s.contains('\0') => {
-                    Err(bad(format!("field `{name}` contains a NUL character")))
+                Some(Value::String(s)) if s.chars().any(char::is_control) => {
+                    Err(bad(format!("field `{name}` contains a control character")))
                 }
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 Some(_) => Err(bad(format!("field `{name}` must be a string"))),
@@ -128,9 +128,15 @@ impl DbSecret {
                 engine.name()
             )));
         }
+        let host = required("host")?;
+        if host.len() > 253 {
+            return Err(bad(
+                "field `host` is longer than 253 characters, the most a host name has".into(),
+            ));
+        }
         Ok(Self {
             engine,
-            host: required("host")?,
+            host,
             port,
             username,
             password,
@@ -233,7 +239,7 @@ mod tests {
             ),
             (
                 "{\"engine\":\"mysql\",\"host\":\"h\",\"username\":\"u\\u0000\",\"password\":\"hunter2\"}",
-                "NUL",
+                "control character",
             ),
             ("[1,2]", "not an object"),
         ];
