@@ -21,6 +21,7 @@ async fn every_step_twice_is_harmless() {
 async fn crash_after_every_call_converges() {
     let injected = testkit::crash_after_every_call(&MemoryStore::new(), "crash").await;
     assert!(injected >= 10, "only {injected} faults injected");
+    println!("faults injected and survived: {injected}");
 }
 
 #[tokio::test]

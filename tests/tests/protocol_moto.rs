@@ -18,6 +18,7 @@ async fn every_step_twice_is_harmless() {
 async fn crash_after_every_call_converges() {
     let injected = testkit::crash_after_every_call(&Moto::connect().await, "crash").await;
     assert!(injected >= 10, "only {injected} faults injected");
+    println!("faults injected and survived: {injected}");
 }
 
 #[tokio::test]
