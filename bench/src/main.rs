@@ -32,11 +32,7 @@ fn summary(mut samples: Vec<f64>) -> Value {
 }
 
 fn options(subject: Subject) -> Options {
-    Options {
-        resume: false,
-        lambda_arn: e2e::stack::function_arn(subject.binary()),
-        step_timeout: Duration::from_secs(60),
-    }
+    Options::new(subject.binary())
 }
 
 /// A fresh process per run: exec to the first `/invocation/next` (init), and exec to the answer

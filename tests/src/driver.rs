@@ -31,6 +31,24 @@ pub struct Rotation {
     pub labels: Labels,
 }
 
+impl Options {
+    /// What Secrets Manager uses for `binary`'s function: its ARN, a minute per step, no resume.
+    pub fn new(binary: &str) -> Self {
+        Self {
+            resume: false,
+            lambda_arn: stack::function_arn(binary),
+            step_timeout: Duration::from_secs(60),
+        }
+    }
+
+    pub fn resuming(self) -> Self {
+        Self {
+            resume: true,
+            ..self
+        }
+    }
+}
+
 impl Rotation {
     pub fn succeeded(&self) -> bool {
         self.steps.len() == 4 && self.steps.iter().all(|s| s.result.is_ok())

@@ -167,6 +167,18 @@ impl Function {
         self.output.lock().unwrap().clone()
     }
 
+    /// Fails when any line the function printed contains one of `secrets`.
+    pub fn assert_no_leak(&self, secrets: &[&str]) {
+        for line in self.output() {
+            for s in secrets.iter().filter(|s| !s.is_empty()) {
+                assert!(
+                    !line.contains(s),
+                    "a secret reached the function's output: {line}"
+                );
+            }
+        }
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }

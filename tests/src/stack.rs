@@ -123,6 +123,12 @@ pub async fn create_secret(client: &Client, name: &str, value: &str) -> String {
         .to_owned()
 }
 
+/// The JSON value under a label.
+pub async fn json_value(store: &AwsStore, secret_id: &str, stage: &str) -> serde_json::Value {
+    let v = store.get_value(secret_id, None, stage).await.unwrap();
+    serde_json::from_str(v.value.expose()).unwrap()
+}
+
 /// A name no other test run has used: moto keeps state between runs of one server.
 pub fn unique(name: &str) -> String {
     format!("{name}-{}", &shared::random::version_id()[..8])

@@ -12,11 +12,7 @@ use std::time::Duration;
 const BINARY: &str = "rotate-db-password";
 
 fn options() -> Options {
-    Options {
-        resume: false,
-        lambda_arn: stack::function_arn(BINARY),
-        step_timeout: Duration::from_secs(60),
-    }
+    Options::new(BINARY)
 }
 
 async fn function() -> Function {

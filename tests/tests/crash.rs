@@ -13,7 +13,6 @@ use e2e::stack;
 use serde_json::{Value, json};
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Clone, Copy, Debug)]
 enum Case {
@@ -181,15 +180,7 @@ impl Case {
 }
 
 async fn value(store: &AwsStore, arn: &str, stage: &str) -> Value {
-    serde_json::from_str(
-        store
-            .get_value(arn, None, stage)
-            .await
-            .unwrap()
-            .value
-            .expose(),
-    )
-    .unwrap()
+    stack::json_value(store, arn, stage).await
 }
 
 /// Returns how many crashes were injected (one per external call of a rotation).
@@ -199,8 +190,7 @@ async fn crash_everywhere(case: Case) -> usize {
     let base_env = case.env().await;
     let opts = |resume| Options {
         resume,
-        lambda_arn: stack::function_arn(case.binary()),
-        step_timeout: Duration::from_secs(60),
+        ..Options::new(case.binary())
     };
     let dir = std::env::temp_dir();
     let mut single_user_windows = 0;

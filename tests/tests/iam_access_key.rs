@@ -11,7 +11,7 @@ use e2e::runtime_api::{Function, Reply};
 use e2e::stack;
 use serde_json::{Value, json};
 use shared::Step;
-use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore};
 use std::time::Duration;
 
 const BINARY: &str = "rotate-iam-access-key";
@@ -65,8 +65,7 @@ impl Rig {
     async fn rotate(&mut self, arn: &str, resume: bool) -> Rotation {
         let opts = Options {
             resume,
-            lambda_arn: stack::function_arn(BINARY),
-            step_timeout: Duration::from_secs(60),
+            ..Options::new(BINARY)
         };
         driver::rotate(&self.admin.sm, &mut self.function, arn, &opts)
             .await
@@ -85,8 +84,7 @@ impl Rig {
     }
 
     async fn value(&self, arn: &str, stage: &str) -> Value {
-        let v = self.store.get_value(arn, None, stage).await.unwrap();
-        serde_json::from_str(v.value.expose()).unwrap()
+        stack::json_value(&self.store, arn, stage).await
     }
 
     async fn current_key(&self, arn: &str) -> (String, String) {
@@ -98,14 +96,7 @@ impl Rig {
     }
 
     fn assert_no_leak(&self, secrets: &[&str]) {
-        for line in self.function.output() {
-            for s in secrets {
-                assert!(
-                    !line.contains(s),
-                    "a secret key reached the function's output: {line}"
-                );
-            }
-        }
+        self.function.assert_no_leak(secrets);
     }
 }
 

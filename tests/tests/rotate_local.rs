@@ -13,8 +13,7 @@ const BINARY: &str = "rotate-random-password";
 fn opts(resume: bool) -> Options {
     Options {
         resume,
-        lambda_arn: stack::function_arn(BINARY),
-        step_timeout: Duration::from_secs(30),
+        ..Options::new(BINARY)
     }
 }
 
