@@ -87,6 +87,12 @@ stack_certs() {
     -out "$d/server.pem" -days 30 -extfile "$d/ext.cnf" 2>/dev/null
   chmod 600 "$d/server.key"
   export TEST_CA_FILE=$d/ca.pem TEST_WRONG_CA_FILE=$d/wrong-ca.pem
+  # A GitHub App's key pair (PKCS#1, as GitHub hands it out) and an unrelated key.
+  openssl genrsa -traditional -out "$d/github-app.pem" 2048 2>/dev/null
+  openssl rsa -in "$d/github-app.pem" -pubout -out "$d/github-app.pub.pem" 2>/dev/null
+  openssl genrsa -traditional -out "$d/github-other.pem" 2048 2>/dev/null
+  export TEST_GITHUB_APP_KEY=$d/github-app.pem TEST_GITHUB_APP_PUB=$d/github-app.pub.pem \
+    TEST_GITHUB_OTHER_KEY=$d/github-other.pem
 }
 
 # PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres user.

@@ -23,6 +23,14 @@ locals {
       })
     } : {},
     var.create_example_secrets && var.example_db.host != "" ? { "db-password" = jsonencode(var.example_db) } : {},
+    var.create_example_secrets && length(var.github_app_key_secret_arns) > 0 ? {
+      "github-token" = jsonencode({
+        kind                   = "app-installation-token"
+        app_id                 = 1
+        installation_id        = 1
+        private_key_secret_arn = var.github_app_key_secret_arns[0]
+      })
+    } : {},
   )
 }
 
@@ -47,4 +55,45 @@ resource "aws_secretsmanager_secret_rotation" "example" {
     schedule_expression = var.rotation_schedule
   }
   depends_on = [aws_lambda_permission.secrets_manager, aws_secretsmanager_secret_version.example]
+}
+
+# Installation tokens live one hour; Secrets Manager's own schedule runs at most every 4 hours,
+# so EventBridge Scheduler calls RotateSecret as often as the token needs.
+resource "aws_iam_role" "github_scheduler" {
+  count = contains(keys(local.examples), "github-token") ? 1 : 0
+  name  = "${var.name_prefix}-github-scheduler"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "scheduler.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
+    }]
+  })
+  inline_policy {
+    name = "rotate-the-token-secret"
+    policy = jsonencode({
+      Version = "2012-10-17"
+      Statement = [
+        { Effect = "Allow", Action = "secretsmanager:RotateSecret", Resource = aws_secretsmanager_secret.example["github-token"].arn },
+        { Effect = "Allow", Action = "lambda:InvokeFunction", Resource = aws_lambda_function.rotator["github-token"].arn },
+      ]
+    })
+  }
+}
+
+resource "aws_scheduler_schedule" "github_token" {
+  #checkov:skip=CKV_AWS_297:The schedule's input is the secret's id only, nothing confidential; a customer key would add a key policy for no gain.
+  count               = contains(keys(local.examples), "github-token") ? 1 : 0
+  name                = "${var.name_prefix}-github-token"
+  schedule_expression = "rate(${var.github_token_rotation_minutes} minutes)"
+  flexible_time_window {
+    mode = "OFF"
+  }
+  target {
+    arn      = "arn:aws:scheduler:::aws-sdk:secretsmanager:rotateSecret"
+    role_arn = aws_iam_role.github_scheduler[0].arn
+    input    = jsonencode({ SecretId = aws_secretsmanager_secret.example["github-token"].id })
+  }
 }

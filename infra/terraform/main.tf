@@ -35,6 +35,17 @@ locals {
         Resource = ["arn:${local.partition}:iam::${local.account}:user${var.iam_user_path}*"]
       }]
     }
+    "github-token" = {
+      binary      = "rotate-github-token"
+      description = "Rotates GitHub App installation tokens and repository deploy keys."
+      env         = { GITHUB_API_URL = var.github_api_url, REVOKE_PREVIOUS = tostring(var.github_revoke_previous) }
+      statements = length(var.github_app_key_secret_arns) == 0 ? [] : [{
+        Sid      = "ReadAppPrivateKeys"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = var.github_app_key_secret_arns
+      }]
+    }
     "random-password" = {
       binary      = "rotate-random-password"
       description = "Rotates a generated password field that applications read."

@@ -102,3 +102,31 @@ variable "example_db" {
   default   = { engine = "postgres", host = "", port = 5432, username = "app", password = "" }
   sensitive = true
 }
+
+variable "github_api_url" {
+  description = "GitHub API base URL; for GitHub Enterprise Server, https://HOST/api/v3."
+  type        = string
+  default     = "https://api.github.com"
+}
+
+variable "github_app_key_secret_arns" {
+  description = "Secrets holding GitHub App private keys the GitHub rotator may read."
+  type        = list(string)
+  default     = []
+}
+
+variable "github_revoke_previous" {
+  description = "Revoke the previous installation token after a rotation."
+  type        = bool
+  default     = true
+}
+
+variable "github_token_rotation_minutes" {
+  description = "How often EventBridge Scheduler rotates the example installation token (tokens live 60 minutes)."
+  type        = number
+  default     = 45
+  validation {
+    condition     = var.github_token_rotation_minutes >= 30 && var.github_token_rotation_minutes <= 50
+    error_message = "github_token_rotation_minutes must be from 30 to 50."
+  }
+}

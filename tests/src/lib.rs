@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod driver;
+pub mod github;
 pub mod iam;
 pub mod runtime_api;
 pub mod stack;

@@ -44,11 +44,12 @@ fn reads(binary: &str) -> BTreeSet<&'static str> {
     let own: &[&str] = match binary {
         "rotate-db-password" => db_password::ENV,
         "rotate-iam-access-key" => iam_access_key::ENV,
+        "rotate-github-token" => github_token::ENV,
         "rotate-random-password" => &[],
         other => panic!("{other}: add its variables here"),
     };
     let password: &[&str] = match binary {
-        "rotate-iam-access-key" => &[],
+        "rotate-iam-access-key" | "rotate-github-token" => &[],
         _ => shared::password::ENV,
     };
     shared::config::ENV

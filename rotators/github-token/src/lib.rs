@@ -1,0 +1,335 @@
+//! Rotates the two GitHub credentials the API can really rotate (personal access tokens cannot be
+//! created through it):
+//!
+//! - `app-installation-token` (an *issuer*): a GitHub App installation token, minted with the
+//!   App's JWT, optionally scoped down to repositories and permissions; finishSecret revokes the
+//!   previous token (`REVOKE_PREVIOUS`, default true). Tokens live one hour, so schedule the
+//!   rotation more often than that (infra/ ships an EventBridge Scheduler schedule).
+//! - `deploy-key` (an *updater*): an Ed25519 SSH deploy key generated here; setSecret registers
+//!   its public key on the repository under a title that carries the version id; finishSecret
+//!   deletes every key of ours that the current version does not hold.
+//!
+//! Managing deploy keys uses a short-lived installation token of the same App
+//! (`administration: write` on the repository), revoked as soon as the step is done.
+
+pub mod api;
+pub mod secret;
+
+use api::Api;
+use async_trait::async_trait;
+use secret::{GhSecret, Kind};
+use serde_json::{Value, json};
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use shared::{Error, SecretString, Target, TargetKind, Versions};
+
+pub const ROTATOR: &str = "github-token";
+
+/// The variables this rotator reads besides `shared::config::ENV`.
+pub const ENV: &[&str] = &["GITHUB_API_URL", "REVOKE_PREVIOUS"];
+
+/// Deploy keys we manage are titled with this prefix and the version id.
+pub const TITLE_PREFIX: &str = "secrets-manager-rotation ";
+
+pub struct GitHubToken {
+    pub api: Api,
+    pub revoke_previous: bool,
+}
+
+impl GitHubToken {
+    pub fn from_env() -> Result<Self, String> {
+        let base = shared::config::non_empty_env("GITHUB_API_URL")
+            .unwrap_or_else(|| "https://api.github.com".into());
+        if !(base.starts_with("https://")
+            || base.starts_with("http://127.0.0.1")
+            || base.starts_with("http://localhost"))
+        {
+            return Err(format!("GITHUB_API_URL must be an https URL, got `{base}`"));
+        }
+        let revoke_previous = match shared::config::non_empty_env("REVOKE_PREVIOUS").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(format!(
+                    "REVOKE_PREVIOUS must be true or false, got `{other}`"
+                ));
+            }
+        };
+        Ok(Self {
+            api: Api { base },
+            revoke_previous,
+        })
+    }
+
+    /// The App's private key, from its own secret: the PEM itself, or JSON with `private_key`.
+    async fn app_key(&self, v: &Versions<'_>, s: &GhSecret) -> Result<SecretString, Error> {
+        const WHICH: &str = "private key secret";
+        let raw = v.other_secret(&s.private_key_secret_arn).await?;
+        let pem = match raw.json_object() {
+            Ok(map) => match map.get("private_key").and_then(Value::as_str) {
+                Some(pem) => SecretString::from(pem),
+                None => return Err(Error::value(WHICH, "field `private_key` is missing")),
+            },
+            Err(_) => raw,
+        };
+        if !pem.expose().contains("PRIVATE KEY-----") {
+            return Err(Error::value(WHICH, "it holds no private key in PEM form"));
+        }
+        Ok(pem)
+    }
+
+    /// A short-lived token to manage the repository's deploy keys.
+    async fn manager(
+        &self,
+        v: &Versions<'_>,
+        s: &GhSecret,
+        write: bool,
+    ) -> Result<SecretString, Error> {
+        let pem = self.app_key(v, s).await?;
+        let scope = json!({
+            "repositories": [s.str_field("repo")],
+            "permissions": {"administration": if write { "write" } else { "read" }},
+        });
+        Ok(self
+            .api
+            .mint(s.app_id, &pem, s.installation_id, &scope)
+            .await?
+            .token)
+    }
+
+    /// Runs `f` with a management token, then revokes the token whatever `f` returned.
+    async fn managed<T>(
+        &self,
+        v: &Versions<'_>,
+        s: &GhSecret,
+        write: bool,
+        f: impl AsyncFnOnce(&SecretString) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let token = self.manager(v, s, write).await?;
+        let result = f(&token).await;
+        if let Err(e) = self.api.revoke(&token).await {
+            tracing::warn!(error = %e, "could not revoke the management token; it expires within the hour");
+        }
+        result
+    }
+}
+
+/// A rotation may not move the secret to another App, installation or repository.
+fn same_target(pending: &GhSecret, current: &GhSecret) -> Result<(), Error> {
+    let differs = |field: &str| {
+        Error::value(
+            AWSPENDING,
+            format!("field `{field}` differs from AWSCURRENT's; a rotation cannot change it"),
+        )
+    };
+    if pending.kind != current.kind {
+        return Err(differs("kind"));
+    }
+    if pending.app_id != current.app_id {
+        return Err(differs("app_id"));
+    }
+    if pending.installation_id != current.installation_id {
+        return Err(differs("installation_id"));
+    }
+    for field in ["owner", "repo", "repositories", "permissions"] {
+        if pending.field(field) != current.field(field) {
+            return Err(differs(field));
+        }
+    }
+    Ok(())
+}
+
+fn title(version: &str) -> String {
+    format!("{TITLE_PREFIX}{version}")
+}
+
+/// The `type base64` part of an OpenSSH public key (GitHub drops the comment).
+fn key_body(key: &str) -> String {
+    key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// A new Ed25519 key pair: the private key in OpenSSH form, and the public key line.
+fn generate_key(comment: &str) -> Result<(SecretString, String), Error> {
+    let mut seed = [0u8; 32];
+    shared::random::fill(&mut seed);
+    let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+    seed.fill(0);
+    let private = ssh_key::PrivateKey::new(ssh_key::private::KeypairData::Ed25519(pair), comment)
+        .map_err(|e| Error::target(format!("generating the SSH key failed: {e}")))?;
+    let pem = private
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|e| Error::target(format!("encoding the SSH key failed: {e}")))?;
+    let public = private
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Error::target(format!("encoding the SSH public key failed: {e}")))?;
+    Ok((SecretString::from(pem.as_str()), public))
+}
+
+#[async_trait]
+impl Target for GitHubToken {
+    /// An issuer for installation tokens; deploy keys are generated here, so nothing to discard.
+    fn kind(&self) -> TargetKind {
+        TargetKind::Issuer
+    }
+
+    async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
+        match current.kind {
+            Kind::InstallationToken => {
+                let pem = self.app_key(v, &current).await?;
+                let mut scope = json!({});
+                for field in ["repositories", "permissions"] {
+                    if let Some(value) = current.field(field) {
+                        scope[field] = value.clone();
+                    }
+                }
+                let minted = self
+                    .api
+                    .mint(current.app_id, &pem, current.installation_id, &scope)
+                    .await?;
+                Ok(current.with(
+                    minted.token.expose(),
+                    &[
+                        ("expires_at", minted.expires_at.into()),
+                        ("granted_permissions", minted.permissions),
+                    ],
+                ))
+            }
+            Kind::DeployKey => {
+                let (private, public) = generate_key(&title(v.token()))?;
+                Ok(current.with(private.expose(), &[("public_key", public.into())]))
+            }
+        }
+    }
+
+    async fn discard(&self, _v: &Versions<'_>, minted: &SecretString) -> Result<(), Error> {
+        let minted = GhSecret::parse(minted, AWSPENDING)?;
+        match (minted.kind, &minted.credential) {
+            (Kind::InstallationToken, Some(token)) => self.api.revoke(token).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
+        let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
+        let pending = GhSecret::parse(v.pending().await?, AWSPENDING)?;
+        same_target(&pending, &current)?;
+        if pending.kind == Kind::InstallationToken {
+            return Ok(()); // GitHub minted it: nothing to set.
+        }
+        let (owner, repo) = (pending.str_field("owner"), pending.str_field("repo"));
+        let public = pending.str_field("public_key").to_owned();
+        let want = title(v.token());
+        self.managed(v, &pending, true, async |token| {
+            let keys = self.api.keys(token, owner, repo).await?;
+            match keys.iter().find(|k| k.title == want) {
+                Some(k)
+                    if key_body(&k.key) == key_body(&public)
+                        && k.read_only == pending.read_only() =>
+                {
+                    Ok(())
+                }
+                Some(k) => {
+                    // Ours for this version but not this key (a value replaced by hand): redo it.
+                    self.api.delete_key(token, owner, repo, k.id).await?;
+                    self.api
+                        .add_key(token, owner, repo, &want, &public, pending.read_only())
+                        .await
+                }
+                None => {
+                    self.api
+                        .add_key(token, owner, repo, &want, &public, pending.read_only())
+                        .await
+                }
+            }
+        })
+        .await
+    }
+
+    async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
+        let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
+        let pending = GhSecret::parse(v.pending().await?, AWSPENDING)?;
+        same_target(&pending, &current)?;
+        match pending.kind {
+            Kind::InstallationToken => {
+                let token = pending
+                    .credential
+                    .as_ref()
+                    .ok_or_else(|| Error::value(AWSPENDING, "field `token` is missing"))?;
+                let reached = self.api.repositories(token).await?;
+                if let Some(Value::Array(asked)) = pending.field("repositories") {
+                    let mut want: Vec<&str> = asked.iter().filter_map(Value::as_str).collect();
+                    let mut got: Vec<&str> = reached
+                        .iter()
+                        .map(|r| r.rsplit('/').next().unwrap_or(r))
+                        .collect();
+                    want.sort();
+                    got.sort();
+                    if want != got {
+                        return Err(Error::target(format!(
+                            "the AWSPENDING token reaches {got:?}, not the requested repositories {want:?}"
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            Kind::DeployKey => {
+                let (owner, repo) = (pending.str_field("owner"), pending.str_field("repo"));
+                let public = key_body(pending.str_field("public_key"));
+                let want = title(v.token());
+                let keys = self
+                    .managed(v, &pending, false, async |t| {
+                        self.api.keys(t, owner, repo).await
+                    })
+                    .await?;
+                match keys.iter().find(|k| k.title == want) {
+                    Some(k) if key_body(&k.key) == public && k.read_only == pending.read_only() => {
+                        Ok(())
+                    }
+                    Some(_) => Err(Error::target(format!(
+                        "the deploy key titled {want:?} on {owner}/{repo} is not the AWSPENDING key or has other access"
+                    ))),
+                    None => Err(Error::target(format!(
+                        "no deploy key titled {want:?} on {owner}/{repo}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    async fn retire(&self, v: &Versions<'_>) -> Result<(), Error> {
+        let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
+        match current.kind {
+            Kind::InstallationToken => {
+                if !self.revoke_previous {
+                    return Ok(());
+                }
+                let previous = match v.previous().await? {
+                    Some(p) => GhSecret::parse(p, AWSPREVIOUS)
+                        .ok()
+                        .and_then(|p| p.credential),
+                    None => None,
+                };
+                match previous {
+                    Some(old) if Some(&old) != current.credential.as_ref() => {
+                        self.api.revoke(&old).await
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Kind::DeployKey => {
+                let (owner, repo) = (current.str_field("owner"), current.str_field("repo"));
+                let keep = title(v.labels().version_with(AWSCURRENT).unwrap_or(v.token()));
+                self.managed(v, &current, true, async |token| {
+                    for k in self.api.keys(token, owner, repo).await? {
+                        if k.title.starts_with(TITLE_PREFIX) && k.title != keep {
+                            self.api.delete_key(token, owner, repo, k.id).await?;
+                        }
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! A stateful GitHub API stand-in on loopback, for the GitHub rotator's tests. It checks what
+//! GitHub checks: App JWTs are RS256, signed by the App's key, with a valid `iat`/`exp` window;
+//! installation tokens expire, can be revoked, and a revoked, expired or unknown token gets 401;
+//! tokens are scoped to repositories and permissions; deploy keys are stored per repository.
+//! Every exchange is recorded, so the tests can check it against GitHub's OpenAPI description.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+
+pub struct Installation {
+    pub app_id: u64,
+    /// `owner/name` of every repository the App is installed on.
+    pub repos: Vec<String>,
+    pub permissions: Map<String, Value>,
+    /// GitHub answers 403 to a suspended installation's token requests.
+    pub suspended: bool,
+}
+
+struct Token {
+    repos: Vec<String>,
+    permissions: Map<String, Value>,
+    expires: SystemTime,
+    revoked: bool,
+}
+
+#[derive(Clone)]
+pub struct DeployKey {
+    pub id: u64,
+    pub title: String,
+    pub key: String,
+    pub read_only: bool,
+}
+
+/// One request and its answer, for the OpenAPI check.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    pub request: Option<Value>,
+    pub status: u16,
+    pub response: Option<Value>,
+}
+
+#[derive(Default)]
+pub struct State {
+    apps: BTreeMap<u64, String>,
+    pub installations: BTreeMap<u64, Installation>,
+    tokens: BTreeMap<String, Token>,
+    pub keys: BTreeMap<String, Vec<DeployKey>>,
+    next_id: u64,
+    pub exchanges: Vec<Exchange>,
+    /// How long new installation tokens live (GitHub: one hour).
+    pub token_lifetime: Duration,
+}
+
+impl State {
+    /// Tokens that are neither revoked nor expired.
+    pub fn live_tokens(&self) -> usize {
+        let now = SystemTime::now();
+        self.tokens
+            .values()
+            .filter(|t| !t.revoked && t.expires > now)
+            .count()
+    }
+
+    pub fn token_is_live(&self, token: &str) -> bool {
+        self.tokens
+            .get(token)
+            .is_some_and(|t| !t.revoked && t.expires > SystemTime::now())
+    }
+}
+
+pub struct GitHub {
+    pub url: String,
+    pub state: Arc<Mutex<State>>,
+}
+
+impl GitHub {
+    /// Starts the stand-in with one App (its public key PEM) installed as `installations`.
+    pub async fn start(
+        app_id: u64,
+        app_public_pem: &str,
+        installations: Vec<(u64, Installation)>,
+    ) -> Self {
+        let mut state = State {
+            token_lifetime: Duration::from_secs(3600),
+            next_id: 1000,
+            ..State::default()
+        };
+        state.apps.insert(app_id, app_public_pem.to_owned());
+        state.installations.extend(installations);
+        for inst in state.installations.values() {
+            for repo in &inst.repos {
+                state.keys.entry(repo.clone()).or_default();
+            }
+        }
+        let state = Arc::new(Mutex::new(state));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { url, state }
+    }
+
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.state.lock().unwrap().exchanges.clone()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn iso(t: SystemTime) -> String {
+    // RFC 3339 in UTC without a date library: days from the epoch to a civil date.
+    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn error(status: StatusCode, message: &str) -> (StatusCode, Option<Value>) {
+    (
+        status,
+        Some(json!({"message": message, "documentation_url": "https://docs.github.com/rest"})),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    iat: u64,
+    exp: u64,
+    /// GitHub takes the App id as a number or a string.
+    iss: Value,
+}
+
+/// The App an RS256 JWT was signed for, if its signature and time window are valid.
+fn app_of(state: &State, jwt: &str) -> Result<u64, &'static str> {
+    let header =
+        jsonwebtoken::decode_header(jwt).map_err(|_| "A JSON web token could not be decoded")?;
+    if header.alg != Algorithm::RS256 {
+        return Err("'Algorithm' must be RS256");
+    }
+    for (id, pem) in &state.apps {
+        let key = DecodingKey::from_rsa_pem(pem.as_bytes()).expect("a public key PEM");
+        let mut v = Validation::new(Algorithm::RS256);
+        // `iss` is checked below: GitHub takes it as a number, which the library rejects.
+        v.set_required_spec_claims(&["iat", "exp"]);
+        v.leeway = 0;
+        let decoded = jsonwebtoken::decode::<Claims>(jwt, &key, &v);
+        if let Ok(data) = decoded {
+            let c = data.claims;
+            let iss = c
+                .iss
+                .as_u64()
+                .map(|n| n.to_string())
+                .or_else(|| c.iss.as_str().map(str::to_owned));
+            if iss != Some(id.to_string()) {
+                return Err("'Issuer' claim ('iss') must be the App's id");
+            }
+            if c.iat > now() + 60 || c.exp <= now() || c.exp.saturating_sub(c.iat) > 660 {
+                return Err("'Expiration time' claim ('exp') is too far in the future");
+            }
+            return Ok(*id);
+        }
+    }
+    Err("A JSON web token could not be decoded")
+}
+
+fn bearer(req: &hyper::http::request::Parts) -> Option<String> {
+    let h = req.headers.get("authorization")?.to_str().ok()?;
+    h.strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("token "))
+        .map(str::to_owned)
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let (parts, body) = req.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    let request: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let path = parts.uri.path().to_owned();
+    let mut st = state.lock().unwrap();
+    let (status, response) = route(&mut st, &parts, &path, request.as_ref());
+    st.exchanges.push(Exchange {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        request: request.clone(),
+        status: status.as_u16(),
+        response: response.clone(),
+    });
+    let body = response.map(|v| v.to_string()).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "content-type",
+        "application/json; charset=utf-8".parse().unwrap(),
+    );
+    Ok(r)
+}
+
+fn route(
+    st: &mut State,
+    req: &hyper::http::request::Parts,
+    path: &str,
+    body: Option<&Value>,
+) -> (StatusCode, Option<Value>) {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let Some(credential) = bearer(req) else {
+        return error(StatusCode::UNAUTHORIZED, "Requires authentication");
+    };
+    match (&req.method, segs.as_slice()) {
+        (&Method::POST, ["app", "installations", id, "access_tokens"]) => {
+            let app = match app_of(st, &credential) {
+                Ok(app) => app,
+                Err(m) => return error(StatusCode::UNAUTHORIZED, m),
+            };
+            let Some(inst_id) = id
+                .parse::<u64>()
+                .ok()
+                .filter(|i| st.installations.get(i).is_some_and(|x| x.app_id == app))
+            else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let inst = &st.installations[&inst_id];
+            if inst.suspended {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "This installation has been suspended",
+                );
+            }
+            let owner = inst
+                .repos
+                .first()
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("")
+                .to_owned();
+            let repos = match body
+                .and_then(|b| b.get("repositories"))
+                .and_then(Value::as_array)
+            {
+                None => inst.repos.clone(),
+                Some(names) => {
+                    let mut repos = Vec::new();
+                    for n in names {
+                        let full = format!("{owner}/{}", n.as_str().unwrap_or(""));
+                        if !inst.repos.contains(&full) {
+                            return error(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                            );
+                        }
+                        repos.push(full);
+                    }
+                    repos
+                }
+            };
+            let permissions = match body
+                .and_then(|b| b.get("permissions"))
+                .and_then(Value::as_object)
+            {
+                None => inst.permissions.clone(),
+                Some(asked) => {
+                    for (k, v) in asked {
+                        let granted = inst.permissions.get(k).and_then(Value::as_str);
+                        let ok = matches!(
+                            (granted, v.as_str()),
+                            (Some("write"), Some("read" | "write")) | (Some("read"), Some("read"))
+                        );
+                        if !ok {
+                            return error(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                "The permissions requested are not granted to this installation.",
+                            );
+                        }
+                    }
+                    asked.clone()
+                }
+            };
+            st.next_id += 1;
+            let mut raw = [0u8; 18];
+            shared::random::fill(&mut raw);
+            let token = format!(
+                "ghs_{}",
+                raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+            let expires = SystemTime::now() + st.token_lifetime;
+            let scoped = body.and_then(|b| b.get("repositories")).is_some();
+            let mut answer = json!({
+                "token": token,
+                "expires_at": iso(expires),
+                "permissions": permissions,
+                "repository_selection": if scoped { "selected" } else { "all" },
+            });
+            if scoped {
+                answer["repositories"] = Value::Array(repos.iter().map(|r| repo_json(r)).collect());
+            }
+            st.tokens.insert(
+                token,
+                Token {
+                    repos,
+                    permissions,
+                    expires,
+                    revoked: false,
+                },
+            );
+            (StatusCode::CREATED, Some(answer))
+        }
+        (method, rest) => {
+            let now = SystemTime::now();
+            let Some(token) = st
+                .tokens
+                .get(&credential)
+                .filter(|t| !t.revoked && t.expires > now)
+            else {
+                return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+            };
+            let (repos, perms) = (token.repos.clone(), token.permissions.clone());
+            match (method, rest) {
+                (&Method::GET, ["installation", "repositories"]) => {
+                    let list: Vec<Value> = repos.iter().map(|r| repo_json(r)).collect();
+                    (
+                        StatusCode::OK,
+                        Some(json!({"total_count": list.len(), "repositories": list})),
+                    )
+                }
+                (&Method::DELETE, ["installation", "token"]) => {
+                    st.tokens.get_mut(&credential).unwrap().revoked = true;
+                    (StatusCode::NO_CONTENT, None)
+                }
+                (m, ["repos", owner, name, "keys", rest @ ..]) => {
+                    let full = format!("{owner}/{name}");
+                    if !repos.contains(&full) || !st.keys.contains_key(&full) {
+                        return error(StatusCode::NOT_FOUND, "Not Found");
+                    }
+                    let admin = perms.get("administration").and_then(Value::as_str);
+                    let needed = if *m == Method::GET {
+                        admin.is_some()
+                    } else {
+                        admin == Some("write")
+                    };
+                    if !needed {
+                        return error(
+                            StatusCode::FORBIDDEN,
+                            "Resource not accessible by integration",
+                        );
+                    }
+                    deploy_keys(st, m, &full, rest, body)
+                }
+                _ => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+    }
+}
+
+fn repo_json(full: &str) -> Value {
+    let (owner, name) = full.split_once('/').unwrap();
+    json!({"id": 1, "name": name, "full_name": full, "private": true, "owner": {"login": owner}})
+}
+
+fn key_json(k: &DeployKey) -> Value {
+    json!({"id": k.id, "key": k.key, "url": format!("https://api.github.local/keys/{}", k.id), "title": k.title,
+           "verified": true, "created_at": "2026-01-01T00:00:00Z", "read_only": k.read_only})
+}
+
+fn deploy_keys(
+    st: &mut State,
+    m: &Method,
+    repo: &str,
+    rest: &[&str],
+    body: Option<&Value>,
+) -> (StatusCode, Option<Value>) {
+    st.next_id += 1;
+    let next_id = st.next_id;
+    let keys = st.keys.get_mut(repo).unwrap();
+    match (m, rest) {
+        (&Method::GET, []) => (
+            StatusCode::OK,
+            Some(Value::Array(keys.iter().map(key_json).collect())),
+        ),
+        (&Method::POST, []) => {
+            let Some(key) = body.and_then(|b| b["key"].as_str()) else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            };
+            if ssh_key::PublicKey::from_openssh(key).is_err() {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Validation Failed: key is invalid",
+                );
+            }
+            if keys.iter().any(|k| k.key == key) {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Validation Failed: key is already in use",
+                );
+            }
+            let k = DeployKey {
+                id: next_id,
+                title: body
+                    .and_then(|b| b["title"].as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+                key: key.to_owned(),
+                read_only: body.and_then(|b| b["read_only"].as_bool()).unwrap_or(false),
+            };
+            let answer = key_json(&k);
+            keys.push(k);
+            (StatusCode::CREATED, Some(answer))
+        }
+        (&Method::DELETE, [id]) => {
+            let before = keys.len();
+            keys.retain(|k| k.id.to_string() != *id);
+            if keys.len() == before {
+                error(StatusCode::NOT_FOUND, "Not Found")
+            } else {
+                (StatusCode::NO_CONTENT, None)
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso_dates() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_395_620);
+        assert_eq!(super::iso(t), "2026-11-23T01:00:20Z");
+    }
+}

@@ -1,0 +1,371 @@
+//! `rotate-github-token` end to end: the real binary through the Lambda Runtime API and the local
+//! driver, against moto and the GitHub stand-in (`tests/src/github.rs`).
+
+use e2e::driver::{self, Options, Rotation};
+use e2e::github::{GitHub, Installation};
+use e2e::runtime_api::{Function, Reply};
+use e2e::stack;
+use serde_json::{Map, Value, json};
+use shared::Step;
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
+use std::time::Duration;
+
+const BINARY: &str = "rotate-github-token";
+const APP: u64 = 42;
+/// Installed on acme/api, acme/web, acme/docs with administration and contents write.
+const FULL: u64 = 7;
+/// Installed on acme/readonly with contents read only.
+const NARROW: u64 = 8;
+/// Suspended: GitHub answers 403.
+const SUSPENDED: u64 = 9;
+
+fn perms(pairs: &[(&str, &str)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect()
+}
+
+fn read(var: &str) -> String {
+    std::fs::read_to_string(
+        std::env::var(var).unwrap_or_else(|_| panic!("{var}: run scripts/test")),
+    )
+    .unwrap()
+}
+
+struct Rig {
+    gh: GitHub,
+    client: aws_sdk_secretsmanager::Client,
+    store: AwsStore,
+    function: Function,
+    key_arn: String,
+}
+
+impl Rig {
+    async fn new(env: &[(&str, &str)]) -> Self {
+        let installs = vec![
+            (
+                FULL,
+                Installation {
+                    app_id: APP,
+                    repos: vec!["acme/api".into(), "acme/web".into(), "acme/docs".into()],
+                    permissions: perms(&[
+                        ("contents", "write"),
+                        ("metadata", "read"),
+                        ("administration", "write"),
+                    ]),
+                    suspended: false,
+                },
+            ),
+            (
+                NARROW,
+                Installation {
+                    app_id: APP,
+                    repos: vec!["acme/readonly".into()],
+                    permissions: perms(&[("contents", "read"), ("metadata", "read")]),
+                    suspended: false,
+                },
+            ),
+            (
+                SUSPENDED,
+                Installation {
+                    app_id: APP,
+                    repos: vec!["acme/old".into()],
+                    permissions: perms(&[("contents", "read")]),
+                    suspended: true,
+                },
+            ),
+        ];
+        let gh = GitHub::start(APP, &read("TEST_GITHUB_APP_PUB"), installs).await;
+        let client = stack::client().await;
+        let key_arn = stack::create_secret(
+            &client,
+            &stack::unique("gh-app-key"),
+            &read("TEST_GITHUB_APP_KEY"),
+        )
+        .await;
+        let mut vars = vec![("GITHUB_API_URL".to_string(), gh.url.clone())];
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let function = Function::start(&e2e::workspace_binary(BINARY), &vars, false)
+            .await
+            .unwrap();
+        Self {
+            store: AwsStore::new(client.clone()),
+            gh,
+            client,
+            function,
+            key_arn,
+        }
+    }
+
+    async fn secret(&self, value: Value) -> String {
+        stack::create_secret(&self.client, &stack::unique("gh"), &value.to_string()).await
+    }
+
+    fn token_secret(&self, installation: u64) -> Value {
+        json!({"kind": "app-installation-token", "app_id": APP, "installation_id": installation,
+               "private_key_secret_arn": self.key_arn, "team": "ci"})
+    }
+
+    fn key_secret(&self, repo: &str) -> Value {
+        json!({"kind": "deploy-key", "app_id": APP, "installation_id": FULL, "owner": "acme", "repo": repo,
+               "private_key_secret_arn": self.key_arn})
+    }
+
+    async fn rotate(&mut self, arn: &str) -> Rotation {
+        driver::rotate(&self.client, &mut self.function, arn, &Options::new(BINARY))
+            .await
+            .unwrap()
+    }
+
+    async fn rotate_ok(&mut self, arn: &str) -> Rotation {
+        let r = self.rotate(arn).await;
+        assert!(
+            r.succeeded(),
+            "{:?}\n{}",
+            r.steps,
+            self.function.output().join("\n")
+        );
+        r
+    }
+
+    async fn value(&self, arn: &str, stage: &str) -> Value {
+        stack::json_value(&self.store, arn, stage).await
+    }
+
+    /// A rotation that fails must leave AWSCURRENT as it was; returns the failing step's error.
+    async fn fails(&mut self, arn: &str) -> String {
+        let before = self
+            .store
+            .get_value(arn, None, AWSCURRENT)
+            .await
+            .unwrap()
+            .value;
+        let r = self.rotate(arn).await;
+        assert!(!r.succeeded());
+        assert_eq!(
+            self.store
+                .get_value(arn, None, AWSCURRENT)
+                .await
+                .unwrap()
+                .value,
+            before
+        );
+        r.steps.last().unwrap().result.clone().unwrap_err()
+    }
+}
+
+#[tokio::test]
+async fn installation_tokens_rotate_twice_and_the_previous_is_revoked() {
+    let mut rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.token_secret(FULL)).await;
+    rig.rotate_ok(&arn).await;
+    let t1 = rig.value(&arn, AWSCURRENT).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(rig.gh.state.lock().unwrap().token_is_live(&t1));
+    assert_eq!(rig.value(&arn, AWSCURRENT).await["team"], "ci");
+    assert!(
+        rig.value(&arn, AWSCURRENT).await["expires_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let r = rig.rotate_ok(&arn).await;
+    assert_eq!(r.labels.version_with(AWSPENDING), None);
+    let t2 = rig.value(&arn, AWSCURRENT).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state = rig.gh.state.lock().unwrap();
+    assert!(state.token_is_live(&t2));
+    assert!(
+        !state.token_is_live(&t1),
+        "the previous token was not revoked"
+    );
+    assert_eq!(state.live_tokens(), 1, "no other token is left alive");
+    drop(state);
+    rig.function
+        .assert_no_leak(&[&t1, &t2, &read("TEST_GITHUB_APP_KEY")[40..120]]);
+}
+
+#[tokio::test]
+async fn revoke_previous_false_keeps_the_previous_token() {
+    let mut rig = Rig::new(&[("REVOKE_PREVIOUS", "false")]).await;
+    let arn = rig.secret(rig.token_secret(FULL)).await;
+    rig.rotate_ok(&arn).await;
+    rig.rotate_ok(&arn).await;
+    let t1 = rig.value(&arn, AWSPREVIOUS).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(rig.gh.state.lock().unwrap().token_is_live(&t1));
+}
+
+#[tokio::test]
+async fn a_scoped_token_reaches_only_its_repositories() {
+    let mut rig = Rig::new(&[]).await;
+    let mut value = rig.token_secret(FULL);
+    value["repositories"] = json!(["api", "docs"]);
+    value["permissions"] = json!({"contents": "read"});
+    let arn = rig.secret(value).await;
+    rig.rotate_ok(&arn).await;
+    let current = rig.value(&arn, AWSCURRENT).await;
+    assert_eq!(current["granted_permissions"], json!({"contents": "read"}));
+    assert_eq!(current["repositories"], json!(["api", "docs"]));
+}
+
+#[tokio::test]
+async fn deploy_keys_rotate_twice_and_only_the_current_key_stays() {
+    let mut rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.key_secret("api")).await;
+    for round in 1..=2 {
+        let r = rig.rotate_ok(&arn).await;
+        let current = rig.value(&arn, AWSCURRENT).await;
+        let private =
+            ssh_key::PrivateKey::from_openssh(current["private_key"].as_str().unwrap()).unwrap();
+        assert_eq!(private.algorithm(), ssh_key::Algorithm::Ed25519);
+        let public = private.public_key().to_openssh().unwrap();
+        let keys = rig.gh.state.lock().unwrap().keys["acme/api"].clone();
+        assert_eq!(
+            keys.len(),
+            1,
+            "round {round}: {:?}",
+            keys.iter().map(|k| &k.title).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            keys[0].title,
+            format!("{}{}", github_token::TITLE_PREFIX, r.token)
+        );
+        assert!(keys[0].read_only);
+        assert_eq!(
+            keys[0].key.split_whitespace().nth(1),
+            public.split_whitespace().nth(1)
+        );
+        rig.function
+            .assert_no_leak(&[current["private_key"].as_str().unwrap()]);
+    }
+}
+
+#[tokio::test]
+async fn deploy_key_steps_twice_are_harmless_and_other_keys_are_untouched() {
+    let mut rig = Rig::new(&[]).await;
+    rig.gh
+        .state
+        .lock()
+        .unwrap()
+        .keys
+        .get_mut("acme/web")
+        .unwrap()
+        .push(e2e::github::DeployKey {
+            id: 1,
+            title: "a human's key".into(),
+            key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+                .into(),
+            read_only: true,
+        });
+    let arn = rig.secret(rig.key_secret("web")).await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    for step in Step::ALL {
+        for _ in 0..2 {
+            let event =
+                json!({"Step": step.as_str(), "SecretId": arn, "ClientRequestToken": token});
+            let reply = rig
+                .function
+                .invoke(&event, Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert!(matches!(reply, Reply::Response(_)), "{step}: {reply:?}");
+        }
+    }
+    let keys = rig.gh.state.lock().unwrap().keys["acme/web"].clone();
+    let titles: Vec<_> = keys.iter().map(|k| k.title.clone()).collect();
+    assert_eq!(
+        titles,
+        vec![
+            "a human's key".to_string(),
+            format!("{}{token}", github_token::TITLE_PREFIX)
+        ]
+    );
+}
+
+/// GitHub's refusals end the step with the status and message, and change nothing.
+#[tokio::test]
+async fn github_errors_are_clear_and_change_nothing() {
+    let mut rig = Rig::new(&[]).await;
+    let other_key = stack::create_secret(
+        &rig.client,
+        &stack::unique("gh-other"),
+        &read("TEST_GITHUB_OTHER_KEY"),
+    )
+    .await;
+    let mut wrong_key = rig.token_secret(FULL);
+    wrong_key["private_key_secret_arn"] = json!(other_key);
+    let mut too_much = rig.token_secret(NARROW);
+    too_much["permissions"] = json!({"contents": "write"});
+    let mut foreign_repo = rig.token_secret(FULL);
+    foreign_repo["repositories"] = json!(["not-ours"]);
+    let cases = [
+        (wrong_key, "HTTP 401"),
+        (
+            rig.token_secret(SUSPENDED),
+            "HTTP 403 This installation has been suspended",
+        ),
+        (rig.token_secret(404_404), "HTTP 404"),
+        (too_much, "HTTP 422"),
+        (foreign_repo, "HTTP 422"),
+        (rig.key_secret("readonly"), "HTTP 422"),
+    ];
+    for (value, want) in cases {
+        let arn = rig.secret(value).await;
+        let err = rig.fails(&arn).await;
+        assert!(
+            err.contains("GitHub POST /app/installations/") && err.contains(want),
+            "{err} should contain {want}"
+        );
+    }
+    assert_eq!(
+        rig.gh.state.lock().unwrap().live_tokens(),
+        0,
+        "no token was minted"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_or_malformed_private_key_is_named() {
+    let mut rig = Rig::new(&[]).await;
+    let not_a_key = stack::create_secret(
+        &rig.client,
+        &stack::unique("gh-bad-key"),
+        "hunter2, not a key",
+    )
+    .await;
+    let json_without =
+        stack::create_secret(&rig.client, &stack::unique("gh-bad-key"), r#"{"pem": "x"}"#).await;
+    let cases = [
+        (
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf".to_string(),
+            "Secrets Manager not found",
+        ),
+        (
+            not_a_key,
+            "the private key secret value is invalid: it holds no private key in PEM form",
+        ),
+        (
+            json_without,
+            "the private key secret value is invalid: field `private_key` is missing",
+        ),
+    ];
+    for (key_arn, want) in cases {
+        let mut value = rig.token_secret(FULL);
+        value["private_key_secret_arn"] = json!(key_arn);
+        let arn = rig.secret(value).await;
+        let err = rig.fails(&arn).await;
+        assert!(err.contains(want), "{err} should contain {want}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
