@@ -120,6 +120,34 @@ impl GitHub {
         Self { url, state }
     }
 
+    /// A live installation token minted outside any rotation (a secret's starting value).
+    pub fn seed_token(&self, installation: u64) -> String {
+        let mut st = self.state.lock().unwrap();
+        let inst = &st.installations[&installation];
+        let token = Token {
+            repos: inst.repos.clone(),
+            permissions: inst.permissions.clone(),
+            expires: SystemTime::now() + st.token_lifetime,
+            revoked: false,
+        };
+        let value = format!("ghs_seed{}", shared::random::version_id().replace('-', ""));
+        st.tokens.insert(value.clone(), token);
+        value
+    }
+
+    /// Registers a deploy key, as a rotation (or a person) would have.
+    pub fn seed_key(&self, repo: &str, title: &str, key: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.keys.get_mut(repo).unwrap().push(DeployKey {
+            id,
+            title: title.into(),
+            key: key.into(),
+            read_only: true,
+        });
+    }
+
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.state.lock().unwrap().exchanges.clone()
     }

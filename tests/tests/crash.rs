@@ -219,7 +219,7 @@ async fn crash_everywhere(case: Case) -> usize {
             );
             return n - 1;
         }
-        std::fs::remove_file(&marker).ok();
+        // The marker stays until the end of this case, so each case crashes exactly once.
         let now = value(&store, &setup.arn, AWSCURRENT).await;
         if let Err(e) = case.works(&now).await {
             // A single user has one password: between setSecret and finishSecret only the
@@ -267,6 +267,7 @@ async fn crash_everywhere(case: Case) -> usize {
         case.no_orphans(&setup, &current, &previous)
             .await
             .unwrap_or_else(|e| panic!("{case:?} crash {n}: {e}"));
+        std::fs::remove_file(&marker).ok();
         // Every log line of every process, crashed or not, at trace level: no secret in any.
         for secret in [&old, &current]
             .iter()

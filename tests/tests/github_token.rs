@@ -369,3 +369,172 @@ async fn a_missing_or_malformed_private_key_is_named() {
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
+
+/// Crash anywhere, converge: the binary aborts after its Nth external call (store or GitHub) for
+/// every N, the driver retries with the same token, and the rotation must converge with the old
+/// credential working until then and, at the end, only the new one alive.
+async fn crash_everywhere(deploy_key: bool) -> usize {
+    let dir = std::env::temp_dir();
+    for n in 1.. {
+        let marker = dir.join(format!("gh-crash-{}", shared::random::version_id()));
+        let crash = [
+            ("FAULT_CRASH_AFTER", n.to_string()),
+            ("FAULT_MARKER", marker.display().to_string()),
+        ];
+        let env: Vec<(&str, &str)> = crash.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut rig = Rig::new(&env).await;
+        // A starting value that works: a live token, or a registered key titled for its version.
+        let mut value = if deploy_key {
+            rig.key_secret("api")
+        } else {
+            rig.token_secret(FULL)
+        };
+        let (private, public) = {
+            let mut seed = [0u8; 32];
+            shared::random::fill(&mut seed);
+            let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+            let key =
+                ssh_key::PrivateKey::new(ssh_key::private::KeypairData::Ed25519(pair), "seed")
+                    .unwrap();
+            (
+                key.to_openssh(ssh_key::LineEnding::LF).unwrap().to_string(),
+                key.public_key().to_openssh().unwrap(),
+            )
+        };
+        if deploy_key {
+            value["private_key"] = json!(private);
+            value["public_key"] = json!(public);
+        } else {
+            value["token"] = json!(rig.gh.seed_token(FULL));
+        }
+        let arn = rig.secret(value).await;
+        let first_version = rig
+            .store
+            .describe(&arn)
+            .await
+            .unwrap()
+            .labels
+            .version_with(AWSCURRENT)
+            .unwrap()
+            .to_owned();
+        if deploy_key {
+            rig.gh.seed_key(
+                "acme/api",
+                &format!("{}{first_version}", github_token::TITLE_PREFIX),
+                &public,
+            );
+        }
+        let old = rig.value(&arn, AWSCURRENT).await;
+        let works = |rig: &Rig, v: &Value, version: &str| -> bool {
+            let st = rig.gh.state.lock().unwrap();
+            if deploy_key {
+                let title = format!("{}{version}", github_token::TITLE_PREFIX);
+                let body = v["public_key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .nth(1)
+                    .map(str::to_owned);
+                st.keys["acme/api"].iter().any(|k| {
+                    k.title == title && k.key.split_whitespace().nth(1).map(str::to_owned) == body
+                })
+            } else {
+                st.token_is_live(v["token"].as_str().unwrap_or_default())
+            }
+        };
+        let first = rig.rotate(&arn).await;
+        if !marker.exists() {
+            assert!(
+                first.succeeded() && n > 1,
+                "no crash at {n}: {:?}",
+                first.steps
+            );
+            return n - 1;
+        }
+        // The marker stays until the end of this case, so each case crashes exactly once.
+        let labels = rig.store.describe(&arn).await.unwrap().labels;
+        let current_version = labels.version_with(AWSCURRENT).unwrap().to_owned();
+        let now = rig.value(&arn, AWSCURRENT).await;
+        assert!(
+            works(&rig, &now, &current_version),
+            "crash {n}: AWSCURRENT stopped working"
+        );
+        let mut done = first.succeeded();
+        for _ in 0..3 {
+            if !done {
+                let r = driver::retry(
+                    &rig.client,
+                    &mut rig.function,
+                    &arn,
+                    &first.token,
+                    &Options::new(BINARY).resuming(),
+                )
+                .await
+                .unwrap();
+                done = r.succeeded();
+            }
+        }
+        assert!(done, "crash {n}: the retries did not converge");
+        let labels = rig.store.describe(&arn).await.unwrap().labels;
+        assert_eq!(
+            labels.stages_of(&first.token),
+            Some(&[AWSCURRENT.to_string()][..]),
+            "crash {n}"
+        );
+        assert_eq!(rig.value(&arn, AWSPREVIOUS).await, old, "crash {n}");
+        let current = rig.value(&arn, AWSCURRENT).await;
+        assert!(
+            works(&rig, &current, &first.token),
+            "crash {n}: the new credential does not work"
+        );
+        assert!(
+            !works(&rig, &old, &first_version),
+            "crash {n}: the old credential was not retired"
+        );
+        let st = rig.gh.state.lock().unwrap();
+        if deploy_key {
+            let ours = st.keys["acme/api"]
+                .iter()
+                .filter(|k| k.title.starts_with(github_token::TITLE_PREFIX))
+                .count();
+            assert_eq!(ours, 1, "crash {n}: deploy keys of ours left behind");
+        } else {
+            // A token minted by an attempt that died before storing it cannot be revoked (no API
+            // lists installation tokens); it expires within the hour. At most one such orphan.
+            let steps: Vec<String> = rig
+                .function
+                .output()
+                .into_iter()
+                .filter(|l| l.contains("\"message\":\"step"))
+                .collect();
+            let calls: Vec<String> = st
+                .exchanges
+                .iter()
+                .map(|e| format!("{} {} {}", e.method, e.path, e.status))
+                .collect();
+            assert!(
+                st.live_tokens() <= 2,
+                "crash {n}: {} live tokens; {calls:?}\n{}",
+                st.live_tokens(),
+                steps.join("\n")
+            );
+        }
+        drop(st);
+        std::fs::remove_file(&marker).ok();
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn installation_tokens_survive_a_crash_after_every_call() {
+    let n = crash_everywhere(false).await;
+    assert!(n >= 12, "{n}");
+    println!("installation token: {n} crashes injected and survived");
+}
+
+#[tokio::test]
+async fn deploy_keys_survive_a_crash_after_every_call() {
+    let n = crash_everywhere(true).await;
+    assert!(n >= 15, "{n}");
+    println!("deploy key: {n} crashes injected and survived");
+}
