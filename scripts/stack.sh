@@ -148,6 +148,7 @@ stack_start() {
   STACK_TMP=$(mktemp -d /tmp/rotation-stack.XXXXXX)
   chmod 755 "$STACK_TMP"
   echo "$STACK_TMP" >"$STACK_DIR/tmp"
+  export TEST_GITHUB_OPENAPI=$PWD/.cache/github-openapi-23.0.2.json
   stack_moto && stack_moto_auth && stack_certs && stack_postgres && stack_mariadb
 }
 

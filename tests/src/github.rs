@@ -417,9 +417,138 @@ fn route(
     }
 }
 
+/// A repository as GitHub's API returns it, with every field its schema requires.
 fn repo_json(full: &str) -> Value {
     let (owner, name) = full.split_once('/').unwrap();
-    json!({"id": 1, "name": name, "full_name": full, "private": true, "owner": {"login": owner}})
+    let base = format!("https://api.github.local/repos/{full}");
+    let mut repo = Map::new();
+    for field in [
+        "archive_url",
+        "assignees_url",
+        "blobs_url",
+        "branches_url",
+        "collaborators_url",
+        "comments_url",
+        "commits_url",
+        "compare_url",
+        "contents_url",
+        "contributors_url",
+        "deployments_url",
+        "downloads_url",
+        "events_url",
+        "forks_url",
+        "git_commits_url",
+        "git_refs_url",
+        "git_tags_url",
+        "hooks_url",
+        "issue_comment_url",
+        "issue_events_url",
+        "issues_url",
+        "keys_url",
+        "labels_url",
+        "languages_url",
+        "merges_url",
+        "milestones_url",
+        "notifications_url",
+        "pulls_url",
+        "releases_url",
+        "stargazers_url",
+        "statuses_url",
+        "subscribers_url",
+        "subscription_url",
+        "tags_url",
+        "teams_url",
+        "trees_url",
+    ] {
+        repo.insert(
+            field.into(),
+            json!(format!("{base}/{}", field.trim_end_matches("_url"))),
+        );
+    }
+    let mut user = Map::new();
+    for field in [
+        "avatar_url",
+        "events_url",
+        "followers_url",
+        "following_url",
+        "gists_url",
+        "html_url",
+        "organizations_url",
+        "received_events_url",
+        "repos_url",
+        "starred_url",
+        "subscriptions_url",
+        "url",
+    ] {
+        user.insert(
+            field.into(),
+            json!(format!("https://api.github.local/users/{owner}/{field}")),
+        );
+    }
+    user.extend([
+        ("login".into(), json!(owner)),
+        ("id".into(), json!(1)),
+        ("node_id".into(), json!("O_1")),
+        ("gravatar_id".into(), json!("")),
+        ("site_admin".into(), json!(false)),
+        ("type".into(), json!("Organization")),
+    ]);
+    let when = "2026-01-01T00:00:00Z";
+    repo.extend([
+        ("id".into(), json!(full.len())),
+        ("node_id".into(), json!(format!("R_{name}"))),
+        ("name".into(), json!(name)),
+        ("full_name".into(), json!(full)),
+        ("owner".into(), Value::Object(user)),
+        ("private".into(), json!(true)),
+        ("description".into(), Value::Null),
+        ("fork".into(), json!(false)),
+        ("url".into(), json!(base)),
+        (
+            "html_url".into(),
+            json!(format!("https://github.local/{full}")),
+        ),
+        (
+            "clone_url".into(),
+            json!(format!("https://github.local/{full}.git")),
+        ),
+        (
+            "git_url".into(),
+            json!(format!("git://github.local/{full}.git")),
+        ),
+        (
+            "ssh_url".into(),
+            json!(format!("git@github.local:{full}.git")),
+        ),
+        (
+            "svn_url".into(),
+            json!(format!("https://github.local/{full}")),
+        ),
+        ("mirror_url".into(), Value::Null),
+        ("homepage".into(), Value::Null),
+        ("language".into(), Value::Null),
+        ("license".into(), Value::Null),
+        ("default_branch".into(), json!("main")),
+        ("forks".into(), json!(0)),
+        ("forks_count".into(), json!(0)),
+        ("open_issues".into(), json!(0)),
+        ("open_issues_count".into(), json!(0)),
+        ("stargazers_count".into(), json!(0)),
+        ("watchers".into(), json!(0)),
+        ("watchers_count".into(), json!(0)),
+        ("size".into(), json!(1)),
+        ("has_downloads".into(), json!(true)),
+        ("has_issues".into(), json!(true)),
+        ("has_projects".into(), json!(false)),
+        ("has_wiki".into(), json!(false)),
+        ("has_pages".into(), json!(false)),
+        ("archived".into(), json!(false)),
+        ("disabled".into(), json!(false)),
+        ("pushed_at".into(), json!(when)),
+        ("created_at".into(), json!(when)),
+        ("updated_at".into(), json!(when)),
+    ]);
+    Value::Object(repo)
 }
 
 fn key_json(k: &DeployKey) -> Value {
@@ -490,5 +619,40 @@ mod tests {
     fn iso_dates() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_395_620);
         assert_eq!(super::iso(t), "2026-11-23T01:00:20Z");
+    }
+}
+
+/// Checks exchanges against GitHub's OpenAPI description (`tests/openapi_check.py`, with the
+/// description that `scripts/setup` fetched from npm). Returns the checker's summary line.
+pub fn check_openapi(exchanges: &[Exchange]) -> Result<String, String> {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let spec = std::env::var("TEST_GITHUB_OPENAPI").expect("TEST_GITHUB_OPENAPI: run scripts/test");
+    let list: Vec<Value> = exchanges
+        .iter()
+        .map(|x| json!({"method": x.method, "path": x.path, "request": x.request, "status": x.status, "response": x.response}))
+        .collect();
+    let mut child = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/openapi_check.py"))
+        .arg(spec)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tests/openapi_check.py with the venv's python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::Array(list).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
     }
 }

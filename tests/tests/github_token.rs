@@ -41,6 +41,15 @@ struct Rig {
     key_arn: String,
 }
 
+/// Every test's exchanges are checked against GitHub's OpenAPI description when its rig goes.
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.check_openapi();
+        }
+    }
+}
+
 impl Rig {
     async fn new(env: &[(&str, &str)]) -> Self {
         let installs = vec![
@@ -131,6 +140,16 @@ impl Rig {
 
     async fn value(&self, arn: &str, stage: &str) -> Value {
         stack::json_value(&self.store, arn, stage).await
+    }
+
+    /// Every request the rotator sent and every answer it got match GitHub's OpenAPI description.
+    fn check_openapi(&self) {
+        match e2e::github::check_openapi(&self.gh.exchanges()) {
+            Ok(summary) => println!("{summary}"),
+            Err(report) => {
+                panic!("the exchanges do not match GitHub's OpenAPI description:\n{report}")
+            }
+        }
     }
 
     /// A rotation that fails must leave AWSCURRENT as it was; returns the failing step's error.
