@@ -613,15 +613,6 @@ fn deploy_keys(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn iso_dates() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_395_620);
-        assert_eq!(super::iso(t), "2026-11-23T01:00:20Z");
-    }
-}
-
 /// Checks exchanges against GitHub's OpenAPI description (`tests/openapi_check.py`, with the
 /// description that `scripts/setup` fetched from npm). Returns the checker's summary line.
 pub fn check_openapi(exchanges: &[Exchange]) -> Result<String, String> {
@@ -654,5 +645,14 @@ pub fn check_openapi(exchanges: &[Exchange]) -> Result<String, String> {
         Ok(text)
     } else {
         Err(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso_dates() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_395_620);
+        assert_eq!(super::iso(t), "2026-11-23T01:00:20Z");
     }
 }
