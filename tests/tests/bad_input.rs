@@ -5,6 +5,7 @@
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::Blob;
 use e2e::db::{Kind, unique_user};
+use e2e::github::{GitHub, Installation};
 use e2e::iam::{self, Admin, PATH};
 use e2e::runtime_api::{Function, Reply};
 use e2e::stack;
@@ -32,6 +33,8 @@ struct Rotator {
     env: Vec<(String, String)>,
     /// A secret value that rotates fine, and a check that the service still accepts it.
     good: Value,
+    /// The GitHub stand-in, for the GitHub rotator.
+    github: Option<GitHub>,
 }
 
 impl Rotator {
@@ -41,6 +44,7 @@ impl Rotator {
             client: stack::client().await,
             env: vec![],
             good: json!({"password": "Good-pw-1"}),
+            github: None,
         }
     }
 
@@ -55,6 +59,7 @@ impl Rotator {
                 std::env::var("TEST_CA_FILE").unwrap(),
             )],
             good: Kind::Postgres.secret(&user, "Good-pw-1"),
+            github: None,
         }
     }
 
@@ -72,6 +77,36 @@ impl Rotator {
                 ("AWS_SECRET_ACCESS_KEY".into(), secret),
             ],
             good: json!({"UserName": user, "AccessKeyId": k, "SecretAccessKey": s}),
+            github: None,
+        }
+    }
+
+    async fn github() -> Self {
+        let read = |var: &str| std::fs::read_to_string(std::env::var(var).unwrap()).unwrap();
+        let installation = Installation {
+            app_id: 42,
+            repos: vec!["acme/api".into()],
+            permissions: [("administration".to_string(), json!("write"))]
+                .into_iter()
+                .collect(),
+            suspended: false,
+        };
+        let gh = GitHub::start(42, &read("TEST_GITHUB_APP_PUB"), vec![(7, installation)]).await;
+        let client = stack::client().await;
+        let key = stack::create_secret(
+            &client,
+            &stack::unique("bad-gh-key"),
+            &read("TEST_GITHUB_APP_KEY"),
+        )
+        .await;
+        let token = gh.seed_token(7);
+        Self {
+            binary: "rotate-github-token",
+            client,
+            env: vec![("GITHUB_API_URL".into(), gh.url.clone())],
+            good: json!({"kind": "app-installation-token", "app_id": 42, "installation_id": 7,
+                         "private_key_secret_arn": key, "token": token}),
+            github: Some(gh),
         }
     }
 
@@ -88,6 +123,13 @@ impl Rotator {
                     self.good["SecretAccessKey"].as_str().unwrap(),
                 );
                 iam::caller(k, s).await.is_ok()
+            }
+            "rotate-github-token" => {
+                let gh = self.github.as_ref().unwrap();
+                gh.state
+                    .lock()
+                    .unwrap()
+                    .token_is_live(self.good["token"].as_str().unwrap())
             }
             _ => true,
         }
@@ -352,4 +394,57 @@ async fn iam_access_key_refuses_bad_input() {
     ];
     let n = matrix(Rotator::iam().await, cases).await;
     assert!(n >= 17);
+}
+
+#[tokio::test]
+async fn github_token_refuses_bad_input() {
+    let r = Rotator::github().await;
+    let with = |k: &str, v: Value| {
+        let mut b = r.good.clone();
+        b[k] = v;
+        Input::Value(b)
+    };
+    let without = |k: &str| {
+        let mut b = r.good.clone();
+        b.as_object_mut().unwrap().remove(k);
+        Input::Value(b)
+    };
+    let cases = vec![
+        (
+            with("kind", json!("personal-access-token")),
+            "field `kind` is `personal-access-token`",
+        ),
+        (without("kind"), "field `kind` is missing"),
+        (
+            with("app_id", json!("forty-two")),
+            "field `app_id` must be a positive integer",
+        ),
+        (
+            with("installation_id", json!(-7)),
+            "field `installation_id` must be a positive integer",
+        ),
+        (
+            without("private_key_secret_arn"),
+            "field `private_key_secret_arn` is missing",
+        ),
+        (
+            with("repositories", json!(["ok", "o'brien\"; --"])),
+            "field `repositories` must be a non-empty list",
+        ),
+        (
+            with("repositories", json!(["répo"])),
+            "field `repositories` must be a non-empty list",
+        ),
+        (
+            with("permissions", json!({"contents": "admin"})),
+            "field `permissions`",
+        ),
+        (with("token", json!(7)), "field `token` must be a string"),
+        (
+            with("kind", json!("deploy-key")),
+            "field `owner` is missing",
+        ),
+    ];
+    let n = matrix(r, cases).await;
+    assert!(n >= 21);
 }

@@ -40,11 +40,11 @@ async fn two_rotations_in_a_row_through_the_binary() {
     let arn = stack::create_secret(
         &client,
         &stack::unique("bin-twice"),
-        r#"{"password":"p0","user":"u"}"#,
+        r#"{"password":"Initial-password-p0","user":"u"}"#,
     )
     .await;
     let mut f = start(&[("PASSWORD_LENGTH", "20")]).await;
-    let mut seen = vec!["p0".to_string()];
+    let mut seen = vec!["Initial-password-p0".to_string()];
     for round in 1..=2 {
         let r = driver::rotate(&client, &mut f, &arn, &opts(false))
             .await
