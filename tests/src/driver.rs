@@ -83,6 +83,23 @@ pub async fn rotate(
     retry(client, function, &meta.arn, &token, opts).await
 }
 
+/// Rotates and panics, with the steps and the function's output, unless all four steps succeeded.
+pub async fn rotate_ok(
+    client: &Client,
+    function: &mut Function,
+    secret_id: &str,
+    opts: &Options,
+) -> Rotation {
+    let r = rotate(client, function, secret_id, opts).await.unwrap();
+    assert!(
+        r.succeeded(),
+        "{:?}\n{}",
+        r.steps,
+        function.output().join("\n")
+    );
+    r
+}
+
 /// Runs the four steps for a known token, as Secrets Manager does when it retries a failed
 /// rotation: it remembers the token even after the labels moved.
 pub async fn retry(
