@@ -100,6 +100,28 @@ pub async fn rotate_ok(
     r
 }
 
+/// Invokes one step for `token` as Secrets Manager does (with a `RotationToken`); `Err` is the
+/// function's error message, or why it gave none.
+pub async fn step(
+    function: &mut Function,
+    step: Step,
+    arn: &str,
+    token: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let event = json!({
+        "Step": step.as_str(),
+        "SecretId": arn,
+        "ClientRequestToken": token,
+        "RotationToken": shared::random::version_id(),
+    });
+    match function.invoke(&event, timeout).await {
+        Ok(Reply::Response(_)) => Ok(()),
+        Ok(Reply::Error(message)) => Err(message),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Runs the four steps for a known token, as Secrets Manager does when it retries a failed
 /// rotation: it remembers the token even after the labels moved.
 pub async fn retry(
@@ -111,19 +133,9 @@ pub async fn retry(
 ) -> Result<Rotation, String> {
     let mut steps = Vec::new();
     for step in Step::ALL {
-        let event = json!({
-            "Step": step.as_str(),
-            "SecretId": arn,
-            "ClientRequestToken": token,
-            "RotationToken": shared::random::version_id(),
-        });
         let started = Instant::now();
         function.ensure_running().await.map_err(|e| e.to_string())?;
-        let result = match function.invoke(&event, opts.step_timeout).await {
-            Ok(Reply::Response(_)) => Ok(()),
-            Ok(Reply::Error(message)) => Err(message),
-            Err(e) => Err(e.to_string()),
-        };
+        let result = self::step(function, step, arn, token, opts.step_timeout).await;
         let failed = result.is_err();
         steps.push(StepReport {
             step,

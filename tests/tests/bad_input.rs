@@ -5,11 +5,13 @@
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::Blob;
 use e2e::db::{Kind, unique_user};
+use e2e::driver;
 use e2e::github::{GitHub, Installation};
 use e2e::iam::{self, Admin, PATH};
 use e2e::runtime_api::{Function, Reply};
 use e2e::stack;
 use serde_json::{Value, json};
+use shared::Step;
 use shared::store::{AWSCURRENT, AwsStore, SecretStore};
 use std::time::Duration;
 
@@ -136,13 +138,8 @@ impl Rotator {
     }
 }
 
-async fn invoke(f: &mut Function, step: &str, arn: &str, token: &str) -> Result<(), String> {
-    let event = json!({"Step": step, "SecretId": arn, "ClientRequestToken": token});
-    match f.invoke(&event, Duration::from_secs(30)).await {
-        Ok(Reply::Response(_)) => Ok(()),
-        Ok(Reply::Error(e)) => Err(e),
-        Err(e) => Err(e.to_string()),
-    }
+async fn invoke(f: &mut Function, step: Step, arn: &str, token: &str) -> Result<(), String> {
+    driver::step(f, step, arn, token, Duration::from_secs(30)).await
 }
 
 /// Runs one case; returns the error message after checking nothing changed.
@@ -176,7 +173,7 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
         .map(|v| v.value);
     let err = match input {
         Input::Value(_) | Input::Binary(_) => {
-            invoke(f, "createSecret", &arn, &token).await.unwrap_err()
+            invoke(f, Step::Create, &arn, &token).await.unwrap_err()
         }
         Input::Event(event) => {
             let text = event.to_string().replace("{arn}", &arn);
@@ -193,10 +190,10 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
                 .send()
                 .await
                 .unwrap();
-            invoke(f, "createSecret", &arn, &token).await.unwrap_err()
+            invoke(f, Step::Create, &arn, &token).await.unwrap_err()
         }
         Input::DeletedMidRotation => {
-            invoke(f, "createSecret", &arn, &token).await.unwrap();
+            invoke(f, Step::Create, &arn, &token).await.unwrap();
             let before = store.describe(&arn).await.unwrap().labels;
             r.client
                 .delete_secret()
@@ -205,7 +202,7 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
                 .send()
                 .await
                 .unwrap();
-            let err = invoke(f, "setSecret", &arn, &token).await.unwrap_err();
+            let err = invoke(f, Step::Set, &arn, &token).await.unwrap_err();
             r.client
                 .restore_secret()
                 .secret_id(&arn)

@@ -5,7 +5,7 @@
 use aws_sdk_secretsmanager::Client;
 use e2e::db::{Kind, unique_user};
 use e2e::driver::{self, Options, Rotation};
-use e2e::runtime_api::{Function, Reply};
+use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Value, json};
 use shared::Step;
@@ -352,17 +352,15 @@ async fn every_step_twice_is_harmless() {
             .unwrap();
         for step in Step::ALL {
             for round in 0..2 {
-                let event =
-                    json!({"Step": step.as_str(), "SecretId": arn, "ClientRequestToken": token});
-                let reply = rig
-                    .function
-                    .invoke(&event, Duration::from_secs(30))
-                    .await
-                    .unwrap();
-                assert!(
-                    matches!(reply, Reply::Response(_)),
-                    "{step} round {round}: {reply:?}"
-                );
+                let reply = driver::step(
+                    &mut rig.function,
+                    step,
+                    &arn,
+                    &token,
+                    Duration::from_secs(30),
+                )
+                .await;
+                assert!(reply.is_ok(), "{step} round {round}: {reply:?}");
             }
         }
         let (_, pw) = creds(&rig.value(&arn, AWSCURRENT).await);

@@ -3,7 +3,7 @@
 
 use e2e::driver::{self, Options, Rotation};
 use e2e::github::{GitHub, Installation};
-use e2e::runtime_api::{Function, Reply};
+use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Map, Value, json};
 use shared::Step;
@@ -284,14 +284,15 @@ async fn deploy_key_steps_twice_are_harmless_and_other_keys_are_untouched() {
         .unwrap();
     for step in Step::ALL {
         for _ in 0..2 {
-            let event =
-                json!({"Step": step.as_str(), "SecretId": arn, "ClientRequestToken": token});
-            let reply = rig
-                .function
-                .invoke(&event, Duration::from_secs(30))
-                .await
-                .unwrap();
-            assert!(matches!(reply, Reply::Response(_)), "{step}: {reply:?}");
+            let reply = driver::step(
+                &mut rig.function,
+                step,
+                &arn,
+                &token,
+                Duration::from_secs(30),
+            )
+            .await;
+            assert!(reply.is_ok(), "{step}: {reply:?}");
         }
     }
     let keys = rig.gh.state.lock().unwrap().keys["acme/web"].clone();

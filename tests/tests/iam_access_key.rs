@@ -7,7 +7,7 @@
 
 use e2e::driver::{self, Options, Rotation};
 use e2e::iam::{self, Admin, PATH};
-use e2e::runtime_api::{Function, Reply};
+use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Value, json};
 use shared::Step;
@@ -309,13 +309,15 @@ async fn a_pending_value_for_another_user_is_refused() {
         .await
         .unwrap();
     for step in [Step::Set, Step::Test, Step::Finish] {
-        let event = json!({"Step": step.as_str(), "SecretId": arn, "ClientRequestToken": token});
-        let reply = rig
-            .function
-            .invoke(&event, Duration::from_secs(30))
-            .await
-            .unwrap();
-        let Reply::Error(err) = reply else {
+        let reply = driver::step(
+            &mut rig.function,
+            step,
+            &arn,
+            &token,
+            Duration::from_secs(30),
+        )
+        .await;
+        let Err(err) = reply else {
             panic!("{step}: {reply:?}")
         };
         assert!(

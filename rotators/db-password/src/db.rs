@@ -259,25 +259,6 @@ impl Conn {
             .await
     }
 
-    /// MySQL/MariaDB: the account (user, host) this connection logged in as.
-    pub async fn my_current_account(&mut self, s: &Settings) -> Result<(String, String), String> {
-        let Conn::My { conn, .. } = self else {
-            unreachable!("MySQL only")
-        };
-        let q = sqlx::query_scalar::<_, String>("SELECT CURRENT_USER()");
-        let account = Self::timed(
-            s.statement_timeout,
-            "reading CURRENT_USER()",
-            &[],
-            q.fetch_one(conn),
-        )
-        .await?;
-        let (user, host) = account
-            .rsplit_once('@')
-            .ok_or("CURRENT_USER() has no host part")?;
-        Ok((user.to_owned(), host.to_owned()))
-    }
-
     /// MySQL/MariaDB: the hosts a user has accounts for.
     pub async fn my_user_hosts(&mut self, s: &Settings, user: &str) -> Result<Vec<String>, String> {
         let Conn::My { conn, .. } = self else {
