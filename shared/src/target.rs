@@ -53,6 +53,8 @@ pub struct Versions<'a> {
     current: OnceCell<SecretString>,
     previous: OnceCell<Option<SecretString>>,
     pending: OnceCell<SecretString>,
+    /// Other secrets read in this step (a master or private-key secret), read once each.
+    others: std::sync::Mutex<std::collections::HashMap<String, SecretString>>,
 }
 
 impl<'a> Versions<'a> {
@@ -70,6 +72,7 @@ impl<'a> Versions<'a> {
             current: OnceCell::new(),
             previous: OnceCell::new(),
             pending: OnceCell::new(),
+            others: Default::default(),
         }
     }
 
@@ -150,11 +153,19 @@ impl<'a> Versions<'a> {
 
     /// The `AWSCURRENT` value of another secret, e.g. a master or private-key secret.
     pub async fn other_secret(&self, secret_id: &str) -> Result<SecretString, Error> {
-        Ok(self
+        if let Some(value) = self.others.lock().unwrap().get(secret_id) {
+            return Ok(value.clone());
+        }
+        let value = self
             .store
             .get_value(secret_id, None, AWSCURRENT)
             .await?
-            .value)
+            .value;
+        self.others
+            .lock()
+            .unwrap()
+            .insert(secret_id.to_owned(), value.clone());
+        Ok(value)
     }
 
     async fn read(&self, id: Option<&str>, stage: &str) -> Result<SecretString, Error> {

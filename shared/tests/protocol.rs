@@ -151,3 +151,26 @@ proptest! {
         });
     }
 }
+
+/// A step reads another secret (a master or private-key secret) from the store once, however
+/// often its target asks.
+#[tokio::test]
+async fn other_secrets_are_read_once_per_step() {
+    let store = MemoryStore::new();
+    let arn = store.create_secret("reads", "v1");
+    let master = store.create_secret("master", "m1");
+    let faults = Faults::default();
+    let counting = testkit::FaultyStore {
+        inner: &store,
+        faults: &faults,
+    };
+    let meta = shared::store::SecretStore::describe(&store, &arn)
+        .await
+        .unwrap();
+    let v = shared::Versions::new(&counting, meta, "t", None);
+    faults.arm(0);
+    for _ in 0..3 {
+        assert_eq!(v.other_secret(&master).await.unwrap().expose(), "m1");
+    }
+    assert_eq!(faults.calls(), 1);
+}

@@ -51,8 +51,9 @@ impl Engine {
     }
 }
 
-/// One version of a database secret.
-#[derive(Debug, Clone)]
+/// One version of a database secret. Its `Debug` shows where and who, never the other fields:
+/// they are part of the secret value.
+#[derive(Clone)]
 pub struct DbSecret {
     pub engine: Engine,
     pub host: String,
@@ -66,6 +67,16 @@ pub struct DbSecret {
     pub ssl: bool,
     /// Every field but the password, to write back unchanged.
     others: Map<String, Value>,
+}
+
+impl std::fmt::Debug for DbSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbSecret")
+            .field("engine", &self.engine)
+            .field("endpoint", &self.endpoint())
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DbSecret {
@@ -186,6 +197,11 @@ mod tests {
         .unwrap();
         assert_eq!((s.engine, s.port, s.ssl), (Engine::Postgres, 5432, true));
         assert_eq!(s.dbname.as_deref(), Some("orders"));
+        let debug = format!("{s:?}");
+        assert!(
+            debug.contains("db.example") && !debug.contains("proxy") && !debug.contains("pw"),
+            "{debug}"
+        );
         let again = s.with_credentials("app_clone", &SecretString::from("new"));
         let v: Value = serde_json::from_str(again.expose()).unwrap();
         assert_eq!(v["proxy"], "x");

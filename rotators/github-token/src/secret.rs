@@ -17,7 +17,8 @@ pub enum Kind {
     DeployKey,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` shows the App and installation only: other fields are part of the secret value.
+#[derive(Clone)]
 pub struct GhSecret {
     pub kind: Kind,
     pub app_id: u64,
@@ -27,6 +28,16 @@ pub struct GhSecret {
     pub credential: Option<SecretString>,
     /// Every field but the credential, to write back unchanged.
     fields: Map<String, Value>,
+}
+
+impl std::fmt::Debug for GhSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GhSecret")
+            .field("kind", &self.kind)
+            .field("app_id", &self.app_id)
+            .field("installation_id", &self.installation_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GhSecret {

@@ -3,13 +3,23 @@
 use serde_json::{Map, Value};
 use shared::{Error, SecretString};
 
-#[derive(Debug, Clone)]
+/// `Debug` shows the user and key id only: other fields are part of the secret value.
+#[derive(Clone)]
 pub struct KeySecret {
     pub user: String,
     pub key_id: String,
     pub secret_key: SecretString,
     /// Every field but the secret key, to write back unchanged.
     others: Map<String, Value>,
+}
+
+impl std::fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySecret")
+            .field("user", &self.user)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeySecret {
