@@ -44,3 +44,43 @@ pub const ENV: &[&str] = &[
 pub fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
+
+/// A yes/no variable, read the way AWS's Python templates read theirs: `true`, `1`, `y`, `yes`
+/// (any case) are true. The templates take every other text as false; we take only `false`, `0`,
+/// `n`, `no` as false and refuse the rest by name, so a typo cannot silently flip a setting.
+/// Unset or blank: `default`.
+pub fn flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, String> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(default);
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "y" | "yes" => Ok(true),
+        "false" | "0" | "n" | "no" => Ok(false),
+        _ => Err(format!(
+            "{name} must be true or false (or 1/0, yes/no, y/n), got `{}`",
+            v.escape_debug()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flag;
+
+    #[test]
+    fn flags_read_as_the_templates_read_them() {
+        for yes in ["true", "TRUE", "True", "1", "y", "Y", "yes", "YES", " yes "] {
+            assert_eq!(flag("X", Some(yes), false), Ok(true), "{yes}");
+        }
+        for no in ["false", "False", "0", "n", "no", "NO"] {
+            assert_eq!(flag("X", Some(no), true), Ok(false), "{no}");
+        }
+        assert_eq!(flag("X", None, true), Ok(true));
+        assert_eq!(flag("X", Some("  "), false), Ok(false));
+        let err = flag("EXCLUDE_NUMBERS", Some("maybe"), false).unwrap_err();
+        assert!(
+            err.contains("EXCLUDE_NUMBERS must be true or false"),
+            "{err}"
+        );
+    }
+}

@@ -45,6 +45,7 @@ mod tests {
             arn: "arn".into(),
             rotation_enabled: enabled,
             labels,
+            tags: Vec::new(),
         }
     }
 

@@ -63,17 +63,8 @@ impl PasswordPolicy {
     }
 
     pub fn from_lookup_with(d: Self, get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let flag = |name: &str, default: bool| -> Result<bool, String> {
-            match get(name).as_deref().map(str::trim) {
-                None | Some("") => Ok(default),
-                Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-                Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-                Some(v) => Err(format!(
-                    "{name} must be true or false, got `{}`",
-                    v.escape_debug()
-                )),
-            }
-        };
+        let flag =
+            |name: &str, default: bool| crate::config::flag(name, get(name).as_deref(), default);
         let length = match get("PASSWORD_LENGTH").as_deref().map(str::trim) {
             None | Some("") => d.length,
             Some(v) => v
@@ -221,11 +212,11 @@ mod tests {
                 "PASSWORD_LENGTH must be a whole number",
             ),
             (
-                &[("EXCLUDE_NUMBERS", "yes")],
+                &[("EXCLUDE_NUMBERS", "maybe")],
                 "EXCLUDE_NUMBERS must be true or false",
             ),
             (
-                &[("REQUIRE_EACH_INCLUDED_TYPE", "1")],
+                &[("REQUIRE_EACH_INCLUDED_TYPE", "2")],
                 "REQUIRE_EACH_INCLUDED_TYPE must be",
             ),
             (

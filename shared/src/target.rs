@@ -168,6 +168,12 @@ impl<'a> Versions<'a> {
         Ok(value)
     }
 
+    /// The tags of another secret (`DescribeSecret`), e.g. to find the database of an
+    /// RDS-managed master secret.
+    pub async fn other_secret_tags(&self, secret_id: &str) -> Result<Vec<(String, String)>, Error> {
+        Ok(self.store.describe(secret_id).await?.tags)
+    }
+
     async fn read(&self, id: Option<&str>, stage: &str) -> Result<SecretString, Error> {
         Ok(self.store.get_value(&self.meta.arn, id, stage).await?.value)
     }

@@ -1,7 +1,8 @@
 //! Connections and the few statements the rotator runs, for PostgreSQL and MySQL/MariaDB.
 //!
 //! TLS is strict unless the secret says `"ssl": false`: the server certificate must chain to the
-//! configured CA bundle (or the public roots) and match the host name. There is no fallback.
+//! public roots or the CA bundle (Amazon RDS's unless configured) and match the host name. There
+//! is no fallback.
 
 use crate::secret::{DbSecret, Engine};
 use crate::sql;
@@ -12,17 +13,22 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use std::future::Future;
 use std::time::Duration;
 
+/// The Amazon RDS CA bundle (certs/README.md), compiled in so every package carries it.
+pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
+
 /// Connection settings from the function's environment.
 #[derive(Clone)]
 pub struct Settings {
-    /// PEM CA bundle to verify servers with (e.g. Amazon RDS's global bundle); `None`: public roots.
-    pub ca_pem: Option<Vec<u8>>,
+    /// PEM CAs trusted beside the public roots: the Amazon RDS bundle unless `DB_CA_BUNDLE_FILE`
+    /// or `DB_CA_BUNDLE_PEM` names others.
+    pub ca_pem: Vec<u8>,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
 }
 
 impl Settings {
-    /// `DB_CA_BUNDLE_FILE` (a path) or `DB_CA_BUNDLE_PEM` (the PEM itself), and
+    /// `DB_CA_BUNDLE_FILE` (a path) or `DB_CA_BUNDLE_PEM` (the PEM itself) instead of the RDS
+    /// bundle, and
     /// `DB_CONNECT_TIMEOUT_SECONDS` / `DB_STATEMENT_TIMEOUT_SECONDS` (5 each).
     pub fn from_env() -> Result<Self, String> {
         let env = |name: &str| shared::config::non_empty_env(name);
@@ -41,6 +47,7 @@ impl Settings {
         {
             return Err("the DB CA bundle holds no PEM certificate".into());
         }
+        let ca_pem = ca_pem.unwrap_or_else(|| RDS_CA_BUNDLE.to_vec());
         let seconds = |name: &str| -> Result<Duration, String> {
             match env(name) {
                 None => Ok(Duration::from_secs(5)),
@@ -107,12 +114,10 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
                         "statement_timeout",
                         format!("{}ms", s.statement_timeout.as_millis()),
                     )]);
+                // sqlx adds these CAs to the public roots.
                 o = if target.ssl {
-                    let o = o.ssl_mode(PgSslMode::VerifyFull);
-                    match &s.ca_pem {
-                        Some(pem) => o.ssl_root_cert_from_pem(pem.clone()),
-                        None => o,
-                    }
+                    o.ssl_mode(PgSslMode::VerifyFull)
+                        .ssl_root_cert_from_pem(s.ca_pem.clone())
                 } else {
                     o.ssl_mode(PgSslMode::Disable)
                 };
@@ -128,11 +133,8 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
                     o = o.database(db);
                 }
                 o = if target.ssl {
-                    let o = o.ssl_mode(MySqlSslMode::VerifyIdentity);
-                    match &s.ca_pem {
-                        Some(pem) => o.ssl_ca_from_pem(pem.clone()),
-                        None => o,
-                    }
+                    o.ssl_mode(MySqlSslMode::VerifyIdentity)
+                        .ssl_ca_from_pem(s.ca_pem.clone())
                 } else {
                     o.ssl_mode(MySqlSslMode::Disabled)
                 };
@@ -309,28 +311,45 @@ impl Conn {
             .await
     }
 
-    /// MySQL/MariaDB, as an administrator: creates `user@host` if missing, sets its password, and
-    /// replays every grant of `from@host`, so grants added since the last rotation follow.
-    pub async fn my_sync_user(
+    /// MySQL/MariaDB, as an administrator: sets `user@host`'s password, creating the account first
+    /// when `create` (the clone's first rotation).
+    pub async fn my_set_password(
         &mut self,
         s: &Settings,
         user: &str,
         host: &str,
         password: &SecretString,
-        grants_from: &str,
+        create: bool,
     ) -> Result<(), String> {
         let account = self.my_account(user, host);
         let literal = self.my_literal(password.expose());
-        let create = format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {literal}");
-        self.run(s, "creating the user", create, &[password])
-            .await?;
+        if create {
+            let create = format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {literal}");
+            self.run(s, "creating the user", create, &[password])
+                .await?;
+        }
         let alter = format!("ALTER USER {account} IDENTIFIED BY {literal}");
         self.run(s, "setting the password", alter, &[password])
-            .await?;
-        let shown = format!("SHOW GRANTS FOR {}", self.my_account(grants_from, host));
-        let Conn::My { conn, .. } = self else {
+            .await
+    }
+
+    /// MySQL/MariaDB: one account's grants (as `SHOW GRANTS` prints them) and `REQUIRE` clause.
+    pub async fn my_account_state(
+        &mut self,
+        s: &Settings,
+        user: &str,
+        host: &str,
+    ) -> Result<(Vec<String>, String), String> {
+        let shown = format!("SHOW GRANTS FOR {}", self.my_account(user, host));
+        let Conn::My {
+            conn,
+            no_backslash_escapes,
+            ..
+        } = self
+        else {
             unreachable!("MySQL only")
         };
+        let nbe = *no_backslash_escapes;
         let q = sqlx::query_scalar::<_, String>(AssertSqlSafe(shown));
         let lines = Self::timed(
             s.statement_timeout,
@@ -339,11 +358,142 @@ impl Conn {
             q.fetch_all(&mut *conn),
         )
         .await?;
-        let from_shown = sql::my_account_shown(grants_from, host);
+        let q = sqlx::query_as::<_, (String, String, String, String)>(
+            "SELECT CAST(ssl_type AS CHAR), CAST(ssl_cipher AS CHAR), CAST(x509_issuer AS CHAR), \
+             CAST(x509_subject AS CHAR) FROM mysql.user WHERE User = ? AND Host = ?",
+        )
+        .bind(user)
+        .bind(host);
+        let (ty, cipher, issuer, subject) = Self::timed(
+            s.statement_timeout,
+            "reading the account's REQUIRE",
+            &[],
+            q.fetch_one(&mut *conn),
+        )
+        .await?;
+        let require = crate::privileges::my_require(&ty, &cipher, &issuer, &subject, |v| {
+            sql::my_literal(v, nbe)
+        });
+        Ok((lines, require))
+    }
+
+    /// MySQL/MariaDB, as an administrator: gives `to@host` every grant, role, default role and the
+    /// `REQUIRE` clause of `from@host`. Grants are only added: testSecret reports any extra.
+    pub async fn my_copy_privileges(
+        &mut self,
+        s: &Settings,
+        from: &str,
+        to: &str,
+        host: &str,
+    ) -> Result<(), String> {
+        let (lines, require) = self.my_account_state(s, from, host).await?;
+        let account = self.my_account(to, host);
+        self.run(
+            s,
+            "copying REQUIRE",
+            format!("ALTER USER {account} REQUIRE {require}"),
+            &[],
+        )
+        .await?;
+        let from_shown = sql::my_account_shown(from, host);
         for line in lines {
             if let Some(grant) = sql::regrant(&line, &from_shown, &account) {
                 self.run(s, "copying a grant", grant, &[]).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL: a role's attributes and direct memberships, or `None` when it does not exist.
+    /// The catalog is readable by every role, so any login can ask.
+    pub async fn pg_role(
+        &mut self,
+        s: &Settings,
+        role: &str,
+    ) -> Result<Option<crate::privileges::PgRole>, String> {
+        use crate::privileges::{PG_ATTRIBUTES, PgRole};
+        let Conn::Pg(c) = self else {
+            unreachable!("PostgreSQL only")
+        };
+        let columns: Vec<String> = PG_ATTRIBUTES
+            .iter()
+            .map(|(name, _)| format!("{name}::text"))
+            .collect();
+        let q = format!(
+            "SELECT ARRAY[{}] FROM pg_roles WHERE rolname = $1",
+            columns.join(", ")
+        );
+        let q = sqlx::query_scalar::<_, Vec<String>>(AssertSqlSafe(q)).bind(role);
+        let Some(values) = Self::timed(
+            s.statement_timeout,
+            "reading the role",
+            &[],
+            q.fetch_optional(&mut *c),
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        let q = sqlx::query_scalar::<_, String>(
+            "SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+             JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
+        )
+        .bind(role);
+        let member_of = Self::timed(
+            s.statement_timeout,
+            "reading the role's memberships",
+            &[],
+            q.fetch_all(&mut *c),
+        )
+        .await?;
+        Ok(Some(PgRole {
+            attributes: PG_ATTRIBUTES.iter().map(|(n, _)| *n).zip(values).collect(),
+            member_of: member_of.into_iter().collect(),
+        }))
+    }
+
+    /// PostgreSQL, as an administrator: makes `clone` a member of `original` (idempotent) and
+    /// gives it the attributes of `original` that a `CREATEROLE` role may set.
+    pub async fn pg_copy_privileges(
+        &mut self,
+        s: &Settings,
+        original: &str,
+        clone: &str,
+    ) -> Result<(), String> {
+        let (Some(o), Some(c)) = (
+            self.pg_role(s, original).await?,
+            self.pg_role(s, clone).await?,
+        ) else {
+            return Err(format!("role `{original}` or `{clone}` does not exist"));
+        };
+        if !c.member_of.contains(original) {
+            let grant = format!(
+                "GRANT {} TO {}",
+                sql::pg_ident(original),
+                sql::pg_ident(clone)
+            );
+            self.run(s, "granting the original role", grant, &[])
+                .await?;
+        }
+        let changes: Vec<&str> = crate::privileges::PG_ATTRIBUTES
+            .iter()
+            .filter_map(|(name, set)| {
+                let (on, off) = (*set)?;
+                let want = o.attributes.get(name)?;
+                (c.attributes.get(name) != Some(want)).then_some(if want == "true" {
+                    on
+                } else {
+                    off
+                })
+            })
+            .collect();
+        if !changes.is_empty() {
+            let alter = format!(
+                "ALTER ROLE {} WITH {}",
+                sql::pg_ident(clone),
+                changes.join(" ")
+            );
+            self.run(s, "copying role attributes", alter, &[]).await?;
         }
         Ok(())
     }

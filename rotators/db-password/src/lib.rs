@@ -1,23 +1,29 @@
-//! Rotates database passwords for PostgreSQL and MySQL/MariaDB, with the secret format of AWS's
-//! RDS templates.
+//! Rotates database passwords for PostgreSQL and MySQL/MariaDB (RDS, Aurora or self-run), with the
+//! secret format of AWS's RDS templates.
 //!
 //! - Single user (no `masterarn`): the user changes its own password, logging in with the
 //!   `AWSCURRENT` password, or `AWSPREVIOUS` when a half-finished rotation already changed it.
-//! - Alternating users (`masterarn` set): each rotation sets a new password on the user that is
-//!   *not* current (`user` / `user_clone`), with the master secret's credentials, so the current
-//!   user keeps working until the next rotation. The clone gets the original's privileges: in
-//!   PostgreSQL by role membership, in MySQL/MariaDB by replaying `SHOW GRANTS` every rotation.
+//! - Alternating users (`masterarn` set): each rotation sets a new password on the partner of the
+//!   current user (`user` <-> `user_clone`), with the master secret's credentials, so the current
+//!   user keeps working until the next rotation. The master acts only after the current
+//!   credentials logged in, and never on itself. The original user is the source of privileges:
+//!   every setSecret copies them onto the clone (PostgreSQL: membership in the original role and
+//!   its attributes; MySQL/MariaDB: grants, roles, default roles, `REQUIRE`), and testSecret
+//!   refuses a pending user whose privileges differ from the current user's.
 
 pub mod db;
+pub mod privileges;
+pub mod rds;
 pub mod secret;
 pub mod sql;
 
 use async_trait::async_trait;
 use db::{Conn, Settings};
-use secret::{DbSecret, clone_name};
+use secret::{DbSecret, pair, partner};
 use shared::password::PasswordPolicy;
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
+use std::collections::BTreeMap;
 
 pub const ROTATOR: &str = "db-password";
 
@@ -34,6 +40,8 @@ pub const ENV: &[&str] = &[
 /// backquote), so a password can be pasted into any connection string unescaped.
 pub const DEFAULT_EXCLUDED: &str = "/@\"'\\:?#[]%&+=;`";
 
+const MASTER: &str = "master secret";
+
 pub fn default_policy() -> PasswordPolicy {
     PasswordPolicy {
         exclude_characters: DEFAULT_EXCLUDED.into(),
@@ -44,6 +52,8 @@ pub fn default_policy() -> PasswordPolicy {
 pub struct DbPassword {
     pub policy: PasswordPolicy,
     pub settings: Settings,
+    /// Finds the database of an RDS-managed master secret.
+    pub rds: aws_sdk_rds::Client,
 }
 
 #[async_trait]
@@ -56,21 +66,8 @@ impl Target for DbPassword {
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
         let username = match &current.masterarn {
             None => current.username.clone(),
-            Some(_) => {
-                // Toggle back to the previous user when there is one, so a name cut to fit the
-                // engine's limit never has to be reversed.
-                let previous = match v.previous().await? {
-                    Some(p) => DbSecret::parse(p, AWSPREVIOUS).ok().map(|p| p.username),
-                    None => None,
-                };
-                match previous.filter(|p| *p != current.username) {
-                    Some(p) => p,
-                    None => match current.username.strip_suffix("_clone") {
-                        Some(base) => base.to_owned(),
-                        None => clone_name(&current.username, current.engine),
-                    },
-                }
-            }
+            Some(_) => partner(&current.username, current.engine)
+                .map_err(|e| Error::value(AWSCURRENT, e))?,
         };
         Ok(current.with_credentials(&username, &self.policy.generate()))
     }
@@ -79,12 +76,16 @@ impl Target for DbPassword {
         let pending = DbSecret::parse(v.pending().await?, AWSPENDING)?;
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
         same_place(&pending, &current)?;
-        if self.login(&pending, &pending).await.is_ok() {
-            tracing::info!("the pending password already logs in; nothing to set");
-            return Ok(());
-        }
         match &current.masterarn {
-            None => self.set_own_password(v, &pending, &current).await,
+            None => {
+                if self.login(&pending, &pending).await.is_ok() {
+                    tracing::info!("the pending password already logs in; nothing to set");
+                    return Ok(());
+                }
+                self.set_own_password(v, &pending, &current).await
+            }
+            // Always the whole sequence: it is idempotent, and a shortcut on "the pending
+            // password already logs in" would promote a clone whose privileges never arrived.
             Some(masterarn) => {
                 self.set_alternate_user(v, masterarn, &pending, &current)
                     .await
@@ -98,7 +99,31 @@ impl Target for DbPassword {
             .login(&pending, &pending)
             .await
             .map_err(|e| Error::target(format!("the AWSPENDING credentials do not work: {e}")))?;
-        conn.ping(&self.settings).await.map_err(Error::target)
+        conn.ping(&self.settings).await.map_err(Error::target)?;
+        let Some(masterarn) = &pending.masterarn else {
+            return Ok(());
+        };
+        let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
+        same_place(&pending, &current)?;
+        let (original, clone) =
+            pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
+        let differences = match conn {
+            Conn::Pg(_) => self.pg_differences(&mut conn, &original, &clone).await?,
+            Conn::My { .. } => {
+                drop(conn);
+                let mut admin = self.master_login(v, masterarn, &current).await?;
+                self.my_differences(&mut admin, &original, &clone).await?
+            }
+        };
+        if differences.is_empty() {
+            return Ok(());
+        }
+        Err(Error::target(format!(
+            "the pending user `{}` does not have the privileges of the current user `{}`, so it is not promoted: {}",
+            pending.username,
+            current.username,
+            differences.join("; ")
+        )))
     }
 
     /// Nothing to retire: a single user's old password stopped working when it was changed, and
@@ -109,35 +134,60 @@ impl Target for DbPassword {
     }
 }
 
-/// A rotation may change the user and the password, never where the database is.
+/// A rotation may change the password, and in alternating mode switch to the partner user; it
+/// never moves the database or picks another user.
 fn same_place(pending: &DbSecret, current: &DbSecret) -> Result<(), Error> {
-    let differs = |field: &str, p: &str, c: &str| {
+    let differs = |field: &str, p: &str, c: &str, why: &str| {
         Error::value(
             AWSPENDING,
-            format!(
-                "field `{field}` is {p:?} but AWSCURRENT has {c:?}; a rotation cannot move the database"
-            ),
+            format!("field `{field}` is {p:?} but AWSCURRENT has {c:?}; {why}"),
         )
     };
+    let moved = "a rotation cannot move the database";
     if pending.engine != current.engine {
         return Err(differs(
             "engine",
             pending.engine.name(),
             current.engine.name(),
+            moved,
         ));
     }
     if pending.host != current.host {
-        return Err(differs("host", &pending.host, &current.host));
+        return Err(differs("host", &pending.host, &current.host, moved));
     }
     if pending.port != current.port {
         return Err(differs(
             "port",
             &pending.port.to_string(),
             &current.port.to_string(),
+            moved,
         ));
     }
-    if current.masterarn.is_none() && pending.username != current.username {
-        return Err(differs("username", &pending.username, &current.username));
+    if pending.masterarn != current.masterarn {
+        return Err(Error::value(
+            AWSPENDING,
+            "field `masterarn` differs from AWSCURRENT's; a rotation cannot change the master secret",
+        ));
+    }
+    let want = match current.masterarn {
+        None => current.username.clone(),
+        Some(_) => {
+            partner(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?
+        }
+    };
+    if pending.username != want {
+        let why = match current.masterarn {
+            None => "a single-user rotation keeps the user".to_string(),
+            Some(_) => {
+                format!("alternating users rotate the partner of the current user, {want:?}")
+            }
+        };
+        return Err(differs(
+            "username",
+            &pending.username,
+            &current.username,
+            &why,
+        ));
     }
     Ok(())
 }
@@ -188,17 +238,39 @@ impl DbPassword {
         .map_err(Error::target)
     }
 
-    /// Alternating users: with the master's credentials, make the pending user exist with the
-    /// current user's privileges and the pending password.
-    async fn set_alternate_user(
+    /// The master secret, with the database of an RDS-managed one (only `username` and
+    /// `password`) found from its tag, as the templates do. It must be on the secret's database,
+    /// and neither user of the pair may be the master.
+    async fn master(
         &self,
         v: &Versions<'_>,
         masterarn: &str,
-        pending: &DbSecret,
         current: &DbSecret,
-    ) -> Result<(), Error> {
-        const MASTER: &str = "master secret";
-        let master = DbSecret::parse(&v.other_secret(masterarn).await?, MASTER)?;
+    ) -> Result<DbSecret, Error> {
+        let raw = v.other_secret(masterarn).await?;
+        let mut fields = raw.json_object().map_err(|e| Error::value(MASTER, e))?;
+        let master = if rds::is_managed_shape(&fields) {
+            let tags = v.other_secret_tags(masterarn).await?;
+            let primary = rds::primary_from_tags(&tags).ok_or_else(|| {
+                Error::value(
+                    MASTER,
+                    format!(
+                        "field `host` is missing, and {masterarn} has no {} or {} tag, so it is not an RDS-managed secret whose database could be looked up",
+                        rds::INSTANCE_TAG,
+                        rds::CLUSTER_TAG
+                    ),
+                )
+            })?;
+            let found = rds::endpoint(&self.rds, &primary)
+                .await
+                .map_err(|e| Error::target(format!("finding the master secret's database: {e}")))?;
+            fields.insert("host".into(), found.host.into());
+            fields.insert("port".into(), found.port.into());
+            fields.insert("engine".into(), found.engine.into());
+            DbSecret::parse(&SecretString::from_json(&fields), MASTER)?
+        } else {
+            DbSecret::parse(&raw, MASTER)?
+        };
         if master.host != current.host || master.port != current.port {
             return Err(Error::value(
                 MASTER,
@@ -209,30 +281,100 @@ impl DbPassword {
                 ),
             ));
         }
-        let s = &self.settings;
-        let mut conn = self
-            .login(current, &master)
+        if master.engine != current.engine {
+            return Err(Error::value(
+                MASTER,
+                format!(
+                    "field `engine` is {} but the secret's is {}",
+                    master.engine.name(),
+                    current.engine.name()
+                ),
+            ));
+        }
+        let partner =
+            partner(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
+        for (which, user) in [("current", &current.username), ("pending", &partner)] {
+            if *user == master.username {
+                return Err(Error::value(
+                    AWSCURRENT,
+                    format!(
+                        "field `username`: the {which} user {user:?} is the master user; alternating users never rotate the master"
+                    ),
+                ));
+            }
+        }
+        Ok(master)
+    }
+
+    /// Logs in as the master, after proving that the current credentials log in: a secret
+    /// writer who does not hold a working credential for the pair never gets the master to act.
+    /// The master connects with its own secret's TLS setting, to the current secret's database.
+    async fn master_login(
+        &self,
+        v: &Versions<'_>,
+        masterarn: &str,
+        current: &DbSecret,
+    ) -> Result<Conn, Error> {
+        let master = self.master(v, masterarn, current).await?;
+        self.login(current, current).await.map_err(|e| {
+            Error::target(format!(
+                "the AWSCURRENT credentials do not log in, so the master secret is not used: {e}"
+            ))
+        })?;
+        let mut place = master.clone();
+        place.dbname = current.dbname.clone();
+        self.login(&place, &master)
             .await
-            .map_err(|e| Error::target(format!("the master credentials do not log in: {e}")))?;
-        let (user, from) = (pending.username.as_str(), current.username.as_str());
+            .map_err(|e| Error::target(format!("the master credentials do not log in: {e}")))
+    }
+
+    /// Alternating users: with the master's credentials, make the pending user exist with the
+    /// pending password, and the clone hold the original's privileges.
+    async fn set_alternate_user(
+        &self,
+        v: &Versions<'_>,
+        masterarn: &str,
+        pending: &DbSecret,
+        current: &DbSecret,
+    ) -> Result<(), Error> {
+        let s = &self.settings;
+        let mut conn = self.master_login(v, masterarn, current).await?;
+        let (original, clone) =
+            pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
+        let (user, pw) = (pending.username.as_str(), &pending.password);
+        let pending_is_clone = user == clone;
         match conn {
             Conn::Pg(_) => {
-                let create_in = match conn.pg_role_exists(s, user).await.map_err(Error::target)? {
-                    true => None,
-                    false => Some(from),
+                let create_in = match pending_is_clone
+                    && conn
+                        .pg_role(s, user)
+                        .await
+                        .map_err(Error::target)?
+                        .is_none()
+                {
+                    true => Some(original.as_str()),
+                    false => None,
                 };
-                conn.pg_set_password(s, user, &pending.password, create_in)
+                conn.pg_set_password(s, user, pw, create_in)
                     .await
+                    .map_err(Error::target)?;
+                conn.pg_copy_privileges(s, &original, &clone).await
             }
             Conn::My { .. } => {
-                let hosts = conn.my_user_hosts(s, from).await.map_err(Error::target)?;
+                let hosts = conn
+                    .my_user_hosts(s, &original)
+                    .await
+                    .map_err(Error::target)?;
                 if hosts.is_empty() {
                     return Err(Error::target(format!(
-                        "the current user {from:?} has no account to copy"
+                        "the original user {original:?} has no account to copy"
                     )));
                 }
-                for host in hosts {
-                    conn.my_sync_user(s, user, &host, &pending.password, from)
+                for host in &hosts {
+                    conn.my_set_password(s, user, host, pw, pending_is_clone)
+                        .await
+                        .map_err(Error::target)?;
+                    conn.my_copy_privileges(s, &original, &clone, host)
                         .await
                         .map_err(Error::target)?;
                 }
@@ -240,6 +382,49 @@ impl DbPassword {
             }
         }
         .map_err(Error::target)
+    }
+
+    async fn pg_differences(
+        &self,
+        conn: &mut Conn,
+        original: &str,
+        clone: &str,
+    ) -> Result<Vec<String>, Error> {
+        let s = &self.settings;
+        let o = conn.pg_role(s, original).await.map_err(Error::target)?;
+        let c = conn.pg_role(s, clone).await.map_err(Error::target)?;
+        Ok(match (o, c) {
+            (Some(o), Some(c)) => privileges::pg_differences(original, clone, &o, &c),
+            _ => vec![format!("role `{original}` or `{clone}` does not exist")],
+        })
+    }
+
+    async fn my_differences(
+        &self,
+        conn: &mut Conn,
+        original: &str,
+        clone: &str,
+    ) -> Result<Vec<String>, Error> {
+        let s = &self.settings;
+        let mut accounts = Vec::new();
+        for user in [original, clone] {
+            let mut by_host = BTreeMap::new();
+            for host in conn.my_user_hosts(s, user).await.map_err(Error::target)? {
+                let (lines, require) = conn
+                    .my_account_state(s, user, &host)
+                    .await
+                    .map_err(Error::target)?;
+                let grants = privileges::my_normalise(&lines, user, &host);
+                by_host.insert(host, privileges::MyAccount { grants, require });
+            }
+            accounts.push(by_host);
+        }
+        Ok(privileges::my_differences(
+            original,
+            clone,
+            &accounts[0],
+            &accounts[1],
+        ))
     }
 }
 
@@ -287,12 +472,38 @@ mod tests {
                 serde_json::json!({"engine": "postgres", "host": "a", "username": "v", "password": "p"}),
                 "field `username`",
             ),
+            (
+                serde_json::json!({"engine": "postgres", "host": "a", "username": "u", "password": "p", "masterarn": "m"}),
+                "field `masterarn`",
+            ),
         ];
         for (pending, want) in cases {
             let err = same_place(&secret(pending), &current)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(want) && err.contains("AWSPENDING"), "{err}");
+        }
+    }
+
+    #[test]
+    fn alternating_users_rotate_only_the_partner_of_the_current_user() {
+        let current = secret(
+            serde_json::json!({"engine": "postgres", "host": "a", "username": "app", "password": "p", "masterarn": "m"}),
+        );
+        let pending = |user: &str| {
+            secret(
+                serde_json::json!({"engine": "postgres", "host": "a", "username": user, "password": "q", "masterarn": "m"}),
+            )
+        };
+        same_place(&pending("app_clone"), &current).unwrap();
+        for other in ["postgres", "app", "app_clone_clone", "other_clone"] {
+            let err = same_place(&pending(other), &current)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("field `username`") && err.contains("\"app_clone\""),
+                "{other}: {err}"
+            );
         }
     }
 }

@@ -12,10 +12,12 @@ pub enum Engine {
 }
 
 impl Engine {
-    fn parse(name: &str) -> Option<Self> {
+    /// The engine names AWS's templates accept and RDS reports: Aurora PostgreSQL speaks
+    /// PostgreSQL, Aurora MySQL (`aurora-mysql`, and `aurora` for the 5.6-compatible edition) MySQL.
+    pub fn parse(name: &str) -> Option<Self> {
         match name {
-            "postgres" => Some(Engine::Postgres),
-            "mysql" => Some(Engine::MySql),
+            "postgres" | "aurora-postgresql" => Some(Engine::Postgres),
+            "mysql" | "aurora-mysql" | "aurora" => Some(Engine::MySql),
             "mariadb" => Some(Engine::MariaDb),
             _ => None,
         }
@@ -63,7 +65,7 @@ pub struct DbSecret {
     pub dbname: Option<String>,
     /// Set: alternating users, with the master secret's credentials.
     pub masterarn: Option<String>,
-    /// TLS is on unless the secret says `"ssl": false`.
+    /// TLS is on unless the secret says `"ssl": false` (or `"false"`, as the templates accept).
     pub ssl: bool,
     /// Every field but the password, to write back unchanged.
     others: Map<String, Value>,
@@ -108,7 +110,7 @@ impl DbSecret {
         let engine_name = required("engine")?;
         let engine = Engine::parse(&engine_name).ok_or_else(|| {
             bad(format!(
-                "field `engine` is `{}`, expected postgres, mysql or mariadb",
+                "field `engine` is `{}`, expected postgres, aurora-postgresql, mysql, aurora-mysql, aurora or mariadb",
                 engine_name.escape_debug()
             ))
         })?;
@@ -129,7 +131,14 @@ impl DbSecret {
         let ssl = match others.get("ssl") {
             None | Some(Value::Null) => true,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(bad("field `ssl` must be true or false".into())),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+            Some(_) => {
+                return Err(bad(
+                    "field `ssl` must be true or false (a boolean or the string \"true\"/\"false\")"
+                        .into(),
+                ));
+            }
         };
         let username = required("username")?;
         if username.len() > engine.max_user_len() {
@@ -171,14 +180,40 @@ impl DbSecret {
     }
 }
 
-/// The other user of an alternating pair: `name_clone`, cut to fit the engine's limit.
-pub fn clone_name(user: &str, engine: Engine) -> String {
-    const SUFFIX: &str = "_clone";
-    let mut base = user.to_owned();
-    while base.len() + SUFFIX.len() > engine.max_user_len() {
-        base.pop();
+const CLONE_SUFFIX: &str = "_clone";
+
+/// The other user of an alternating pair, derived from the current user's name alone: `name` and
+/// `name_clone` are partners. Never read from another version, so a value written to the secret
+/// cannot point the master's credentials at another user. A name whose clone would not fit the
+/// engine's limit is refused (as the templates do) rather than cut, so the pairing stays
+/// reversible.
+pub fn partner(user: &str, engine: Engine) -> Result<String, String> {
+    if let Some(base) = user.strip_suffix(CLONE_SUFFIX)
+        && !base.is_empty()
+    {
+        return Ok(base.to_owned());
     }
-    base + SUFFIX
+    let clone = format!("{user}{CLONE_SUFFIX}");
+    if clone.len() > engine.max_user_len() {
+        return Err(format!(
+            "field `username` is too long for alternating users: `{user}` plus `{CLONE_SUFFIX}` exceeds the {} bytes {} keeps",
+            engine.max_user_len(),
+            engine.name()
+        ));
+    }
+    Ok(clone)
+}
+
+/// The pair in the order (original, clone).
+pub fn pair(user: &str, engine: Engine) -> Result<(String, String), String> {
+    let other = partner(user, engine)?;
+    Ok(
+        if other.ends_with(CLONE_SUFFIX) && other.len() > user.len() {
+            (user.to_owned(), other)
+        } else {
+            (other, user.to_owned())
+        },
+    )
 }
 
 #[cfg(test)]
@@ -246,6 +281,14 @@ mod tests {
                 "field `ssl` must be true or false",
             ),
             (
+                r#"{"engine":"mysql","host":"h","username":"u","password":"hunter2","ssl":1}"#,
+                "field `ssl` must be true or false",
+            ),
+            (
+                r#"{"engine":"aurora-oracle","host":"h","username":"u","password":"hunter2"}"#,
+                "field `engine` is `aurora-oracle`",
+            ),
+            (
                 r#"{"engine":"mysql","host":"h","username":5,"password":"hunter2"}"#,
                 "field `username` must be a string",
             ),
@@ -274,11 +317,135 @@ mod tests {
     }
 
     #[test]
-    fn clone_names_fit_the_engine() {
-        assert_eq!(clone_name("app", Engine::Postgres), "app_clone");
-        let long = "u".repeat(32);
-        let c = clone_name(&long, Engine::MySql);
-        assert_eq!(c.len(), 32);
-        assert!(c.ends_with("_clone"));
+    fn partners_pair_up_both_ways_and_must_fit() {
+        assert_eq!(partner("app", Engine::Postgres).unwrap(), "app_clone");
+        assert_eq!(partner("app_clone", Engine::Postgres).unwrap(), "app");
+        assert_eq!(partner("_clone", Engine::Postgres).unwrap(), "_clone_clone");
+        assert_eq!(
+            pair("app_clone", Engine::MySql).unwrap(),
+            ("app".to_string(), "app_clone".to_string())
+        );
+        assert_eq!(
+            pair("app", Engine::MySql).unwrap(),
+            ("app".to_string(), "app_clone".to_string())
+        );
+        let fits = "u".repeat(26);
+        assert_eq!(partner(&fits, Engine::MySql).unwrap().len(), 32);
+        let err = partner(&"u".repeat(27), Engine::MySql).unwrap_err();
+        assert!(err.contains("field `username` is too long"), "{err}");
+    }
+
+    /// Every secret shape and setting AWS's RDS templates document, parsed as they use it.
+    #[test]
+    fn every_shape_the_templates_accept() {
+        let base = |extra: &str| {
+            format!(r#"{{"host":"db.example","username":"app","password":"pw"{extra}}}"#)
+        };
+        // (extra fields, engine, port, ssl)
+        let cases: &[(&str, Engine, u16, bool)] = &[
+            (r#","engine":"postgres""#, Engine::Postgres, 5432, true),
+            (
+                r#","engine":"aurora-postgresql""#,
+                Engine::Postgres,
+                5432,
+                true,
+            ),
+            (r#","engine":"mysql""#, Engine::MySql, 3306, true),
+            (r#","engine":"aurora-mysql""#, Engine::MySql, 3306, true),
+            (r#","engine":"aurora""#, Engine::MySql, 3306, true),
+            (r#","engine":"mariadb""#, Engine::MariaDb, 3306, true),
+            (
+                r#","engine":"postgres","port":5433"#,
+                Engine::Postgres,
+                5433,
+                true,
+            ),
+            (
+                r#","engine":"mysql","port":"3307""#,
+                Engine::MySql,
+                3307,
+                true,
+            ),
+            (
+                r#","engine":"postgres","ssl":true"#,
+                Engine::Postgres,
+                5432,
+                true,
+            ),
+            (
+                r#","engine":"postgres","ssl":false"#,
+                Engine::Postgres,
+                5432,
+                false,
+            ),
+            (
+                r#","engine":"postgres","ssl":"true""#,
+                Engine::Postgres,
+                5432,
+                true,
+            ),
+            (
+                r#","engine":"postgres","ssl":"FALSE""#,
+                Engine::Postgres,
+                5432,
+                false,
+            ),
+            (
+                r#","engine":"mysql","ssl":"False""#,
+                Engine::MySql,
+                3306,
+                false,
+            ),
+            (
+                r#","engine":"postgres","dbname":"orders""#,
+                Engine::Postgres,
+                5432,
+                true,
+            ),
+            (
+                r#","engine":"postgres","dbname":null"#,
+                Engine::Postgres,
+                5432,
+                true,
+            ),
+            (
+                r#","engine":"postgres","masterarn":"arn:aws:secretsmanager:us-east-1:1:secret:m""#,
+                Engine::Postgres,
+                5432,
+                true,
+            ),
+            (
+                r#","engine":"postgres","dbInstanceIdentifier":"db1""#,
+                Engine::Postgres,
+                5432,
+                true,
+            ),
+        ];
+        for (extra, engine, port, ssl) in cases {
+            let json = base(extra);
+            let s = parse(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!((s.engine, s.port, s.ssl), (*engine, *port, *ssl), "{json}");
+            assert_eq!(
+                (s.host.as_str(), s.username.as_str()),
+                ("db.example", "app")
+            );
+            // The engine name and every other field are written back as they were.
+            let again: Value =
+                serde_json::from_str(s.with_credentials("x", &SecretString::from("y")).expose())
+                    .unwrap();
+            let before: Value = serde_json::from_str(&json).unwrap();
+            for (k, v) in before.as_object().unwrap() {
+                if k != "username" && k != "password" {
+                    assert_eq!(&again[k], v, "{json}: {k}");
+                }
+            }
+        }
+        assert_eq!(
+            parse(&base(r#","engine":"aurora-postgresql","masterarn":"m""#))
+                .unwrap()
+                .masterarn
+                .as_deref(),
+            Some("m")
+        );
     }
 }

@@ -37,17 +37,18 @@ pub fn my_account_shown(user: &str, host: &str) -> String {
     )
 }
 
-/// Rewrites one line of `SHOW GRANTS FOR from` so it grants the same to `to`, dropping any
-/// `IDENTIFIED BY PASSWORD '...'` clause (which would copy the password hash too).
+/// Rewrites one line of `SHOW GRANTS FOR from` (a grant, a role grant, or MariaDB's
+/// `SET DEFAULT ROLE ... FOR`) so it applies to `to`. Only a trailing `WITH ...` (grant option,
+/// resource limits) is kept: `IDENTIFIED ...` would copy the password hash, and `REQUIRE` is
+/// copied on its own.
 pub fn regrant(line: &str, from_shown: &str, to_account: &str) -> Option<String> {
-    let marker = format!(" TO {from_shown}");
-    let at = line.rfind(&marker)?;
-    let (head, tail) = (&line[..at], &line[at + marker.len()..]);
-    let tail = match tail.strip_prefix(" IDENTIFIED BY PASSWORD '") {
-        Some(rest) => rest.split_once('\'').map(|(_, after)| after).unwrap_or(""),
-        None => tail,
-    };
-    Some(format!("{head} TO {to_account}{tail}"))
+    [" TO ", " FOR "].iter().find_map(|keyword| {
+        let marker = format!("{keyword}{from_shown}");
+        let at = line.rfind(&marker)?;
+        let (head, tail) = (&line[..at], &line[at + marker.len()..]);
+        let tail = tail.find(" WITH ").map_or("", |i| &tail[i..]);
+        Some(format!("{head}{keyword}{to_account}{tail}"))
+    })
 }
 
 #[cfg(test)]
@@ -89,6 +90,19 @@ mod tests {
             )
             .unwrap(),
             "GRANT SELECT ON `db`.* TO 'app_clone'@'%' WITH GRANT OPTION"
+        );
+        assert_eq!(
+            regrant(
+                "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*ABC' REQUIRE SSL WITH MAX_USER_CONNECTIONS 5",
+                &from,
+                to
+            )
+            .unwrap(),
+            "GRANT USAGE ON *.* TO 'app_clone'@'%' WITH MAX_USER_CONNECTIONS 5"
+        );
+        assert_eq!(
+            regrant("SET DEFAULT ROLE `reader` FOR `app`@`%`", &from, to).unwrap(),
+            "SET DEFAULT ROLE `reader` FOR 'app_clone'@'%'"
         );
         assert_eq!(
             regrant("GRANT SELECT ON x.* TO `other`@`%`", &from, to),

@@ -45,15 +45,11 @@ impl GitHubToken {
         {
             return Err(format!("GITHUB_API_URL must be an https URL, got `{base}`"));
         }
-        let revoke_previous = match shared::config::non_empty_env("REVOKE_PREVIOUS").as_deref() {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(other) => {
-                return Err(format!(
-                    "REVOKE_PREVIOUS must be true or false, got `{other}`"
-                ));
-            }
-        };
+        let revoke_previous = shared::config::flag(
+            "REVOKE_PREVIOUS",
+            std::env::var("REVOKE_PREVIOUS").ok().as_deref(),
+            true,
+        )?;
         Ok(Self {
             api: Api { base },
             revoke_previous,

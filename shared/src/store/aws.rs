@@ -63,6 +63,14 @@ impl SecretStore for AwsStore {
             arn: out.arn().unwrap_or(secret_id).to_owned(),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
             labels: Labels(labels),
+            tags: out
+                .tags()
+                .iter()
+                .map(|t| {
+                    let text = |v: Option<&str>| v.unwrap_or_default().to_owned();
+                    (text(t.key()), text(t.value()))
+                })
+                .collect(),
         })
     }
 

@@ -123,6 +123,7 @@ impl SecretStore for MemoryStore {
                 arn: s.arn.clone(),
                 rotation_enabled: s.rotation_enabled,
                 labels: s.labels.clone(),
+                tags: Vec::new(),
             })
         })
     }

@@ -22,6 +22,8 @@ pub struct SecretMeta {
     pub arn: String,
     pub rotation_enabled: bool,
     pub labels: Labels,
+    /// The secret's tags, e.g. the `aws:rds:primaryDBInstanceArn` of an RDS-managed secret.
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
