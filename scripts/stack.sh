@@ -82,7 +82,7 @@ stack_certs() {
     -subj "/CN=some other CA" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" \
     -subj "/CN=localhost" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$TEST_RDS_HOST" >"$d/ext.cnf"
   openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
     -out "$d/server.pem" -days 30 -extfile "$d/ext.cnf" 2>/dev/null
   chmod 600 "$d/server.key"
@@ -142,8 +142,21 @@ stack_mariadb() {
     CREATE DATABASE IF NOT EXISTS test;"
 }
 
+# The endpoint moto's RDS gives the instance `rotation-test`, for the RDS-managed master secret
+# tests: it must reach the throwaway servers on loopback, so /etc/hosts maps it (as root).
+stack_rds_host() {
+  export TEST_RDS_HOST=rotation-test.aaaaaaaaaa.us-east-1.rds.amazonaws.com
+  getent hosts "$TEST_RDS_HOST" >/dev/null && return 0
+  if [ -w /etc/hosts ]; then
+    echo "127.0.0.1 $TEST_RDS_HOST" >>/etc/hosts
+  else
+    stack_say "add '127.0.0.1 $TEST_RDS_HOST' to /etc/hosts (or run as root) for the RDS tests"
+  fi
+}
+
 stack_start() {
   mkdir -p "$STACK_DIR"
+  stack_rds_host
   # Database files live outside the work tree: the postgres user must be able to reach them.
   STACK_TMP=$(mktemp -d /tmp/rotation-stack.XXXXXX)
   chmod 755 "$STACK_TMP"

@@ -106,6 +106,18 @@ impl Kind {
         }
     }
 
+    /// The first column of every row of a query run as the superuser, as text.
+    pub async fn admin_query(self, query: &str) -> Vec<String> {
+        let (user, password) = self.superuser();
+        let conn = self.connect(&user, &password).await.unwrap();
+        let q = AssertSqlSafe(query.to_owned());
+        match conn {
+            AnyConn::Pg(mut c) => sqlx::query_scalar(q).fetch_all(&mut c).await,
+            AnyConn::My(mut c) => sqlx::query_scalar(q).fetch_all(&mut c).await,
+        }
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+    }
+
     /// Creates a login user with `password`, quoting the name for hostile-name tests.
     pub async fn create_user(self, user: &str, password: &str) {
         let statement = match self {

@@ -431,3 +431,387 @@ async fn set_falls_back_on_the_previous_password() {
         assert!(kind.login(&user, "Real-pw-1").await.is_err());
     }
 }
+
+/// An alternating-users secret for `user` with the stack's superuser as master; returns
+/// (secret ARN, master ARN).
+async fn alternating_secret(rig: &Rig, kind: Kind, user: &str, password: &str) -> (String, String) {
+    let (su, sp) = kind.superuser();
+    let master = rig.secret("db-master", &kind.secret(&su, &sp)).await;
+    let mut value = kind.secret(user, password);
+    value["masterarn"] = json!(master);
+    (rig.secret("db-alternating", &value).await, master)
+}
+
+/// Stores `value` as AWSCURRENT, as someone who may only call PutSecretValue would.
+async fn put_current(rig: &Rig, arn: &str, value: &Value) {
+    rig.client
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(value.to_string())
+        .version_stages(AWSCURRENT)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The confused deputy: someone who may only write an alternating-users secret stores versions
+/// naming the master user (or with a password they do not hold). The master's password and every
+/// other role stay untouched: the rotation either rotates only the secret's own clone or refuses.
+#[tokio::test]
+async fn a_secret_writer_cannot_turn_the_master_on_another_user() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let (su, sp) = kind.superuser();
+        let user = unique_user("victim");
+        let bystander = unique_user("bystander");
+        kind.create_user(&user, "App-pw-1").await;
+        kind.create_user(&bystander, "Bystander-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let with = |u: &str, p: &str, master: &str| {
+            let mut v = kind.secret(u, p);
+            v["masterarn"] = json!(master);
+            v
+        };
+
+        // 1. First the master's name, then the secret's own working credentials: the next
+        // rotation used to toggle "back" to the master user. Now it rotates the clone only.
+        let (arn, master) = alternating_secret(&rig, kind, &user, "App-pw-1").await;
+        put_current(&rig, &arn, &with(&su, "Attacker-pw-1", &master)).await;
+        put_current(&rig, &arn, &with(&user, "App-pw-1", &master)).await;
+        rig.rotate_ok(&arn).await;
+        let (cur_user, cur_pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+        assert_eq!(cur_user, format!("{user}_clone"), "{}", kind.engine());
+        kind.login(&cur_user, &cur_pw).await.unwrap();
+
+        // 2. The master user itself as the current user, or as the partner of the current user:
+        // refused before any database login.
+        for (u, who) in [(su.clone(), "current"), (format!("{su}_clone"), "pending")] {
+            let (arn, master) = alternating_secret(&rig, kind, &user, "App-pw-1").await;
+            put_current(&rig, &arn, &with(&u, "Attacker-pw-1", &master)).await;
+            let r = rig.rotate(&arn).await;
+            let err = r.steps.last().unwrap().result.clone().unwrap_err();
+            assert_eq!(r.steps.last().unwrap().step, Step::Set, "{err}");
+            assert!(
+                err.contains(&format!("the {who} user")) && err.contains("is the master user"),
+                "{}: {err}",
+                kind.engine()
+            );
+            assert!(err.contains("field `username`"), "{err}");
+        }
+
+        // 3. The secret's user with a password the writer does not hold: the master is never
+        // used, because the current credentials are proven first.
+        let (arn, master) = alternating_secret(&rig, kind, &user, "App-pw-1").await;
+        put_current(&rig, &arn, &with(&user, "Wrong-pw-1", &master)).await;
+        let r = rig.rotate(&arn).await;
+        let err = r.steps.last().unwrap().result.clone().unwrap_err();
+        assert!(
+            err.contains(
+                "the AWSCURRENT credentials do not log in, so the master secret is not used"
+            ),
+            "{}: {err}",
+            kind.engine()
+        );
+        assert_eq!(creds(&rig.value(&arn, AWSCURRENT).await).1, "Wrong-pw-1");
+
+        kind.login(&su, &sp)
+            .await
+            .expect("the master password is unchanged");
+        kind.login(&bystander, "Bystander-pw-1")
+            .await
+            .expect("a bystander's password is unchanged");
+        kind.login(&user, "App-pw-1")
+            .await
+            .expect("the original user's password is unchanged");
+        let clone_of_master = match kind {
+            Kind::Postgres => {
+                kind.admin_query(&format!(
+                    "SELECT rolname::text FROM pg_roles WHERE rolname = '{su}_clone'"
+                ))
+                .await
+            }
+            Kind::MariaDb => {
+                kind.admin_query(&format!(
+                    "SELECT User FROM mysql.user WHERE User = '{su}_clone'"
+                ))
+                .await
+            }
+        };
+        assert!(clone_of_master.is_empty(), "{clone_of_master:?}");
+        rig.assert_no_leak(&["App-pw-1", "Bystander-pw-1", &sp, &cur_pw]);
+    }
+}
+
+/// Runs one step of the rotation `token` of `arn`.
+async fn run_step(rig: &mut Rig, step: Step, arn: &str, token: &str) -> Result<(), String> {
+    driver::step(&mut rig.function, step, arn, token, Duration::from_secs(30)).await
+}
+
+/// A crash between creating the clone and granting it privileges (simulated by creating the clone
+/// with the pending password and nothing else) must not promote a clone without privileges:
+/// setSecret always re-syncs them. And when they differ anyway at testSecret (revoked in between),
+/// the pending user is refused, naming the difference, and AWSCURRENT stays.
+#[tokio::test]
+async fn a_clone_without_the_original_privileges_is_never_promoted() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("drift");
+        let table = kind.table(&unique_user("t"));
+        kind.create_user(&user, "App-pw-1").await;
+        kind.admin(&[
+            format!("CREATE TABLE {table} (id int)"),
+            format!("GRANT SELECT ON {table} TO {}", kind.grantee(&user)),
+        ])
+        .await;
+        let mut rig = Rig::new(&[]).await;
+        for revoke_between_set_and_test in [false, true] {
+            let (arn, _) = alternating_secret(&rig, kind, &user, "App-pw-1").await;
+            let token = shared::random::version_id();
+            stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
+                .await
+                .unwrap();
+            run_step(&mut rig, Step::Create, &arn, &token)
+                .await
+                .unwrap();
+            let (clone, pw) = creds(&rig.value(&arn, AWSPENDING).await);
+            assert_eq!(clone, format!("{user}_clone"));
+            // The clone as a crash could leave it: the pending password, no privileges.
+            let bare = match kind {
+                Kind::Postgres => format!(
+                    "CREATE ROLE {} LOGIN PASSWORD '{pw}'",
+                    e2e::db::pg_ident(&clone)
+                ),
+                Kind::MariaDb => {
+                    format!("CREATE USER {} IDENTIFIED BY '{pw}'", kind.grantee(&clone))
+                }
+            };
+            let drop = match kind {
+                Kind::Postgres => format!("DROP ROLE {}", e2e::db::pg_ident(&clone)),
+                Kind::MariaDb => format!("DROP USER {}", kind.grantee(&clone)),
+            };
+            kind.admin(&[bare]).await;
+            run_step(&mut rig, Step::Set, &arn, &token).await.unwrap();
+            if revoke_between_set_and_test {
+                let revoke = match kind {
+                    Kind::Postgres => format!(
+                        "REVOKE {} FROM {}",
+                        e2e::db::pg_ident(&user),
+                        e2e::db::pg_ident(&clone)
+                    ),
+                    Kind::MariaDb => {
+                        format!("REVOKE SELECT ON {table} FROM {}", kind.grantee(&clone))
+                    }
+                };
+                kind.admin(&[revoke]).await;
+                for step in [Step::Test, Step::Finish] {
+                    let err = run_step(&mut rig, step, &arn, &token).await.unwrap_err();
+                    let want = match kind {
+                        Kind::Postgres => format!("`{clone}` is not a member of `{user}`"),
+                        Kind::MariaDb => format!("`{clone}` lacks `GRANT SELECT ON"),
+                    };
+                    assert!(
+                        err.contains("does not have the privileges of the current user")
+                            && err.contains(&want),
+                        "{step}: {err}"
+                    );
+                    assert!(!err.contains(&pw), "{err}");
+                }
+                let (cur_user, cur_pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+                assert_eq!(
+                    (cur_user.as_str(), cur_pw.as_str()),
+                    (user.as_str(), "App-pw-1")
+                );
+            } else {
+                run_step(&mut rig, Step::Test, &arn, &token).await.unwrap();
+                run_step(&mut rig, Step::Finish, &arn, &token)
+                    .await
+                    .unwrap();
+                let (cur_user, cur_pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+                assert_eq!(cur_user, clone);
+                assert!(
+                    kind.can_select(&cur_user, &cur_pw, &table).await,
+                    "{}: the promoted clone lacks the original's grant",
+                    kind.engine()
+                );
+            }
+            kind.admin(&[drop]).await;
+            rig.assert_no_leak(&["App-pw-1", &pw]);
+        }
+    }
+}
+
+/// MariaDB: `REQUIRE SSL`, a role and the default role of the original reach the clone.
+#[tokio::test]
+async fn mariadb_clone_gets_require_roles_and_default_role() {
+    let kind = Kind::MariaDb;
+    let user = unique_user("req");
+    let role = unique_user("reader");
+    let table = kind.table(&unique_user("t"));
+    kind.create_user(&user, "App-pw-1").await;
+    kind.admin(&[
+        format!("CREATE TABLE {table} (id int)"),
+        format!("CREATE ROLE {role}"),
+        format!("GRANT SELECT ON {table} TO {role}"),
+        format!("GRANT {role} TO {}", kind.grantee(&user)),
+        format!("SET DEFAULT ROLE {role} FOR {}", kind.grantee(&user)),
+        format!("ALTER USER {} REQUIRE SSL", kind.grantee(&user)),
+    ])
+    .await;
+    let mut rig = Rig::new(&[]).await;
+    let (arn, _) = alternating_secret(&rig, kind, &user, "App-pw-1").await;
+    rig.rotate_ok(&arn).await;
+    let (clone, pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+    assert_eq!(clone, format!("{user}_clone"));
+    assert!(
+        kind.can_select(&clone, &pw, &table).await,
+        "the default role did not follow"
+    );
+    let require = kind
+        .admin_query(&format!(
+            "SELECT CAST(ssl_type AS CHAR) FROM mysql.user WHERE User = '{clone}'"
+        ))
+        .await;
+    assert_eq!(require, ["ANY"], "REQUIRE SSL did not follow");
+}
+
+/// The RDS instance `rotation-test` in moto, with an RDS-managed master secret, listening on the
+/// throwaway PostgreSQL's port; `TEST_RDS_HOST` (its endpoint) resolves to loopback (stack.sh).
+async fn rds_instance(rds: &aws_sdk_rds::Client) -> aws_sdk_rds::types::DbInstance {
+    let id = "rotation-test";
+    if let Ok(out) = rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        return out.db_instances()[0].clone();
+    }
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .port(i32::from(Kind::Postgres.port()))
+        .send()
+        .await
+        .unwrap()
+        .db_instance()
+        .unwrap()
+        .clone()
+}
+
+/// An RDS-managed master secret holds only `username` and `password`: the function finds the
+/// database from the secret's `aws:rds:primaryDBInstanceArn` / `aws:rds:primaryDBClusterArn` tag
+/// and DescribeDBInstances / DescribeDBClusters, as AWS's templates do.
+#[tokio::test]
+async fn an_rds_managed_master_secret_finds_its_database() {
+    let kind = Kind::Postgres;
+    let rds_host = std::env::var("TEST_RDS_HOST").expect("TEST_RDS_HOST: run scripts/test");
+    let sdk = shared::config::load().await;
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    let instance = rds_instance(&rds).await;
+    assert_eq!(
+        instance.endpoint().unwrap().address(),
+        Some(rds_host.as_str())
+    );
+    let master = instance.master_user_secret().unwrap().secret_arn().unwrap();
+    let mut rig = Rig::new(&[]).await;
+    let managed = rig.value(master, AWSCURRENT).await;
+    assert_eq!(
+        managed.as_object().unwrap().len(),
+        2,
+        "{:?}",
+        managed.as_object().map(|m| m.keys().collect::<Vec<_>>())
+    );
+    let (mu, mp) = creds(&managed);
+    // What RDS does: the managed credentials log in, with CREATEROLE like an RDS master.
+    kind.admin(&[format!(
+        "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{mu}') THEN \
+         CREATE ROLE {} LOGIN CREATEROLE PASSWORD '{}'; END IF; END$$",
+        e2e::db::pg_ident(&mu),
+        mp.replace('\'', "''")
+    )])
+    .await;
+
+    let user = unique_user("rdsapp");
+    kind.create_user(&user, "App-pw-1").await;
+    let mut value = kind.secret(&user, "App-pw-1");
+    value["engine"] = json!("aurora-postgresql");
+    value["host"] = json!(rds_host);
+    value["ssl"] = json!("true");
+    value["masterarn"] = json!(master);
+    let arn = rig.secret("db-rds-managed", &value).await;
+    for round in 1..=2 {
+        rig.rotate_ok(&arn).await;
+        let (cur_user, cur_pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+        let want = if round == 1 {
+            format!("{user}_clone")
+        } else {
+            user.clone()
+        };
+        assert_eq!(cur_user, want);
+        kind.login(&cur_user, &cur_pw).await.unwrap();
+    }
+    kind.login(&mu, &mp).await.expect("the master is untouched");
+
+    // A cluster: its endpoint comes from DescribeDBClusters; this secret's host is elsewhere, so
+    // the rotation refuses and names the endpoint it found.
+    let cluster = rds
+        .create_db_cluster()
+        .db_cluster_identifier(stack::unique("rotation-cluster"))
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .port(i32::from(kind.port()))
+        .send()
+        .await
+        .unwrap()
+        .db_cluster()
+        .unwrap()
+        .clone();
+    let endpoint = cluster.endpoint().unwrap().to_owned();
+    let mut value = kind.secret(&user, "App-pw-1");
+    value["masterarn"] = json!(cluster.master_user_secret().unwrap().secret_arn().unwrap());
+    let arn = rig.secret("db-rds-cluster", &value).await;
+    let err = rig
+        .rotate(&arn)
+        .await
+        .steps
+        .last()
+        .unwrap()
+        .result
+        .clone()
+        .unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "field `host`/`port` is {endpoint}:{}",
+            kind.port()
+        )) && err.contains("master secret"),
+        "{err}"
+    );
+
+    // A master secret of that shape that RDS did not make has no tag: a clear refusal.
+    let plain = rig
+        .secret(
+            "db-untagged-master",
+            &json!({"username": mu, "password": mp}),
+        )
+        .await;
+    let mut value = kind.secret(&user, "App-pw-1");
+    value["masterarn"] = json!(plain);
+    let arn = rig.secret("db-untagged", &value).await;
+    let err = rig
+        .rotate(&arn)
+        .await
+        .steps
+        .last()
+        .unwrap()
+        .result
+        .clone()
+        .unwrap_err();
+    assert!(
+        err.contains("field `host` is missing") && err.contains("aws:rds:primaryDBInstanceArn"),
+        "{err}"
+    );
+    rig.assert_no_leak(&["App-pw-1", &mp]);
+}

@@ -498,3 +498,19 @@ impl Conn {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With neither variable set (as in the test environment), the RDS bundle is trusted.
+    #[test]
+    fn the_rds_bundle_is_trusted_by_default() {
+        assert!(std::env::var_os("DB_CA_BUNDLE_FILE").is_none());
+        assert!(std::env::var_os("DB_CA_BUNDLE_PEM").is_none());
+        let s = Settings::from_env().unwrap();
+        assert_eq!(s.ca_pem, RDS_CA_BUNDLE);
+        let text = String::from_utf8_lossy(RDS_CA_BUNDLE);
+        assert!(text.matches("-----BEGIN CERTIFICATE-----").count() >= 100);
+    }
+}
