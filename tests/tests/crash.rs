@@ -20,6 +20,7 @@ enum Case {
     PostgresSingle,
     PostgresAlternating,
     MariaDbSingle,
+    MariaDbAlternating,
     IamDeleteOld,
 }
 
@@ -33,9 +34,10 @@ impl Case {
     fn binary(self) -> &'static str {
         match self {
             Case::RandomPassword => "rotate-random-password",
-            Case::PostgresSingle | Case::PostgresAlternating | Case::MariaDbSingle => {
-                "rotate-db-password"
-            }
+            Case::PostgresSingle
+            | Case::PostgresAlternating
+            | Case::MariaDbSingle
+            | Case::MariaDbAlternating => "rotate-db-password",
             Case::IamDeleteOld => "rotate-iam-access-key",
         }
     }
@@ -51,7 +53,10 @@ impl Case {
         let mut env = Vec::new();
         match self {
             Case::RandomPassword => {}
-            Case::PostgresSingle | Case::PostgresAlternating | Case::MariaDbSingle => {
+            Case::PostgresSingle
+            | Case::PostgresAlternating
+            | Case::MariaDbSingle
+            | Case::MariaDbAlternating => {
                 env.push((
                     "DB_CA_BUNDLE_FILE".into(),
                     std::env::var("TEST_CA_FILE").unwrap(),
@@ -78,16 +83,24 @@ impl Case {
                 kind.create_user(&user, "Initial-pw-1").await;
                 kind.secret(&user, "Initial-pw-1")
             }
-            Case::PostgresAlternating => {
-                Kind::Postgres.create_user(&user, "Initial-pw-1").await;
-                let (su, sp) = Kind::Postgres.superuser();
+            Case::PostgresAlternating | Case::MariaDbAlternating => {
+                // A table only the original user may read: the clone must get to it too.
+                let kind = self.kind();
+                kind.create_user(&user, "Initial-pw-1").await;
+                let table = kind.table(&user);
+                kind.admin(&[
+                    format!("CREATE TABLE {table} (id int)"),
+                    format!("GRANT SELECT ON {table} TO {}", kind.grantee(&user)),
+                ])
+                .await;
+                let (su, sp) = kind.superuser();
                 let master = stack::create_secret(
                     client,
                     &stack::unique("crash-master"),
-                    &Kind::Postgres.secret(&su, &sp).to_string(),
+                    &kind.secret(&su, &sp).to_string(),
                 )
                 .await;
-                let mut v = Kind::Postgres.secret(&user, "Initial-pw-1");
+                let mut v = kind.secret(&user, "Initial-pw-1");
                 v["masterarn"] = json!(master);
                 v
             }
@@ -106,7 +119,7 @@ impl Case {
 
     fn kind(self) -> Kind {
         match self {
-            Case::MariaDbSingle => Kind::MariaDb,
+            Case::MariaDbSingle | Case::MariaDbAlternating => Kind::MariaDb,
             _ => Kind::Postgres,
         }
     }
@@ -118,7 +131,10 @@ impl Case {
                 .as_str()
                 .map(drop)
                 .ok_or("no password".into()),
-            Case::PostgresSingle | Case::PostgresAlternating | Case::MariaDbSingle => {
+            Case::PostgresSingle
+            | Case::PostgresAlternating
+            | Case::MariaDbSingle
+            | Case::MariaDbAlternating => {
                 let (u, p) = (
                     value["username"].as_str().unwrap(),
                     value["password"].as_str().unwrap(),
@@ -154,9 +170,20 @@ impl Case {
                     Err(_) => Ok(()),
                 }
             }
-            Case::PostgresAlternating => {
-                // Both users of the pair work; nothing else was created.
+            Case::PostgresAlternating | Case::MariaDbAlternating => {
+                // Both users of the pair work and read the original's table; nothing else was
+                // created.
                 self.works(previous).await?;
+                let table = self.kind().table(&setup.user);
+                for who in [current, previous] {
+                    let (u, p) = (
+                        who["username"].as_str().unwrap(),
+                        who["password"].as_str().unwrap(),
+                    );
+                    if !self.kind().can_select(u, p, &table).await {
+                        return Err(format!("{u} cannot read the original user's table"));
+                    }
+                }
                 let users = [setup.user.clone(), format!("{}_clone", setup.user)];
                 for who in [current, previous] {
                     let name = who["username"].as_str().unwrap().to_owned();
@@ -302,6 +329,12 @@ async fn postgres_alternating_users_survive_a_crash_after_every_call() {
 #[tokio::test]
 async fn mariadb_single_user_survives_a_crash_after_every_call() {
     let n = crash_everywhere(Case::MariaDbSingle).await;
+    assert!(n >= 15, "{n}");
+}
+
+#[tokio::test]
+async fn mariadb_alternating_users_survive_a_crash_after_every_call() {
+    let n = crash_everywhere(Case::MariaDbAlternating).await;
     assert!(n >= 15, "{n}");
 }
 
