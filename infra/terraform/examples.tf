@@ -38,7 +38,7 @@ resource "aws_secretsmanager_secret" "example" {
   for_each    = nonsensitive(toset(keys(local.examples)))
   name_prefix = "${var.name_prefix}-example-${each.key}-"
   description = "Example secret rotated by ${local.rotators[each.key].binary}."
-  kms_key_id  = var.kms_key_arn == "" ? null : var.kms_key_arn
+  kms_key_id  = length(var.kms_key_arns) == 0 ? null : var.kms_key_arns[0]
 }
 
 resource "aws_secretsmanager_secret_version" "example" {

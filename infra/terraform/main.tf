@@ -15,14 +15,26 @@ locals {
       description = "Rotates PostgreSQL and MySQL/MariaDB passwords (single or alternating users)."
       env = merge(
         { DB_CONNECT_TIMEOUT_SECONDS = "5", DB_STATEMENT_TIMEOUT_SECONDS = "5" },
-        var.db_ca_bundle_file == "" ? {} : { DB_CA_BUNDLE_FILE = var.db_ca_bundle_file },
+        var.db_ca_bundle_pem == "" ? {} : { DB_CA_BUNDLE_PEM = var.db_ca_bundle_pem },
       )
-      statements = length(var.db_master_secret_arns) == 0 ? [] : [{
-        Sid      = "ReadMasterSecrets"
-        Effect   = "Allow"
-        Action   = ["secretsmanager:GetSecretValue"]
-        Resource = var.db_master_secret_arns
-      }]
+      statements = length(var.db_master_secret_arns) == 0 ? [] : [
+        {
+          Sid    = "ReadMasterSecrets"
+          Effect = "Allow"
+          # DescribeSecret: the tag of an RDS-managed master secret names its database.
+          Action   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+          Resource = var.db_master_secret_arns
+        },
+        {
+          Sid    = "FindRdsManagedMasterDatabase"
+          Effect = "Allow"
+          Action = ["rds:DescribeDBInstances", "rds:DescribeDBClusters"]
+          Resource = [
+            "arn:${local.partition}:rds:${local.region}:${local.account}:db:*",
+            "arn:${local.partition}:rds:${local.region}:${local.account}:cluster:*",
+          ]
+        },
+      ]
     }
     "iam-access-key" = {
       binary      = "rotate-iam-access-key"
@@ -98,11 +110,11 @@ resource "aws_iam_role_policy" "rotator" {
           Resource = "${aws_cloudwatch_log_group.rotator[each.key].arn}:*"
         },
       ],
-      var.kms_key_arn == "" ? [] : [{
+      length(var.kms_key_arns) == 0 ? [] : [{
         Sid       = "SecretsKey"
         Effect    = "Allow"
         Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
-        Resource  = var.kms_key_arn
+        Resource  = var.kms_key_arns
         Condition = { StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" } }
       }],
       each.value.statements,

@@ -38,8 +38,8 @@ variable "db_master_secret_arns" {
   default     = []
 }
 
-variable "db_ca_bundle_file" {
-  description = "Path of the PEM CA bundle inside the package (e.g. the Amazon RDS global bundle). Empty uses the public roots."
+variable "db_ca_bundle_pem" {
+  description = "PEM of the CAs of a database outside Amazon RDS, trusted beside the public roots instead of the RDS CA bundle compiled into the function. Empty trusts the RDS bundle and the public roots."
   type        = string
   default     = ""
 }
@@ -60,10 +60,10 @@ variable "old_key_action" {
   }
 }
 
-variable "kms_key_arn" {
-  description = "Customer managed KMS key of the rotated secrets. Empty when they use the AWS managed key."
-  type        = string
-  default     = ""
+variable "kms_key_arns" {
+  description = "Customer managed KMS keys of the rotated, master and GitHub App key secrets (RDS-managed master secrets often use their own key). The example secrets use the first. Empty when they all use the AWS managed key."
+  type        = list(string)
+  default     = []
 }
 
 variable "log_retention_days" {
