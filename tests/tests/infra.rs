@@ -180,3 +180,45 @@ fn the_terraform_module_has_one_function_per_binary() {
         }
     }
 }
+
+/// The DB function's statements in the SAM template, as YAML text (conditions included).
+fn sam_policy_text(function: &str) -> String {
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let f = &template["Resources"][function]["Properties"]["Policies"];
+    serde_yaml::to_string(f).unwrap()
+}
+
+/// RDS-managed master secrets: the DB function may read the master secret's tags and look up its
+/// database, in both templates; the customer KMS keys are a list (master, App-key and rotated
+/// secrets may each use their own); no parameter asks for a file inside the package.
+#[test]
+fn infra_allows_what_rds_managed_masters_and_several_kms_keys_need() {
+    let db = sam_policy_text("DbPasswordFunction");
+    for action in [
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBClusters",
+        "secretsmanager:DescribeSecret",
+    ] {
+        assert!(db.contains(action), "SAM DB policy lacks {action}:\n{db}");
+    }
+    let tf = read("infra/terraform/main.tf");
+    for action in ["rds:DescribeDBInstances", "rds:DescribeDBClusters"] {
+        assert!(tf.contains(action), "Terraform lacks {action}");
+    }
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let params = template["Parameters"].as_mapping().unwrap();
+    let kms = &template["Parameters"]["KmsKeyArns"];
+    assert_eq!(kms["Type"].as_str(), Some("CommaDelimitedList"), "{kms:?}");
+    let vars = read("infra/terraform/variables.tf");
+    assert!(
+        vars.contains("variable \"kms_key_arns\" {") && vars.contains("list(string)"),
+        "Terraform takes a list of KMS keys"
+    );
+    for (name, p) in params {
+        let text = p["Description"].as_str().unwrap_or_default().to_lowercase();
+        assert!(
+            !text.contains("inside the function package") && !text.contains("path of the pem"),
+            "{name:?} asks for a path inside the package: {text}"
+        );
+    }
+}
