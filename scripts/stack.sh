@@ -30,7 +30,7 @@ wait_for() { # wait_for DESCRIPTION LOG COMMAND...
 stack_moto() {
   local port
   port=$(free_port)
-  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$STACK_DIR/moto.log" 2>&1 &
+  .venv/bin/python scripts/moto-server -H 127.0.0.1 -p "$port" >"$STACK_DIR/moto.log" 2>&1 &
   echo $! >"$STACK_DIR/moto.pid"
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -48,7 +48,7 @@ stack_moto_auth() {
   local port url
   port=$(free_port)
   url="http://127.0.0.1:$port"
-  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$STACK_DIR/moto-auth.log" 2>&1 &
+  .venv/bin/python scripts/moto-server -H 127.0.0.1 -p "$port" >"$STACK_DIR/moto-auth.log" 2>&1 &
   echo $! >"$STACK_DIR/moto-auth.pid"
   wait_for "moto server (auth)" "$STACK_DIR/moto-auth.log" \
     .venv/bin/python -c "import urllib.request as u; u.urlopen('$url/moto-api/')"

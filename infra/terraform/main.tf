@@ -95,7 +95,7 @@ resource "aws_iam_role_policy" "rotator" {
           # Only the secrets whose rotation function is this one.
           Sid      = "RotateOnlyOwnSecrets"
           Effect   = "Allow"
-          Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]
+          Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "secretsmanager:ListSecretVersionIds"]
           Resource = "*"
           Condition = {
             StringEquals = {

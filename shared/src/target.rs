@@ -168,6 +168,15 @@ impl<'a> Versions<'a> {
         Ok(value)
     }
 
+    /// When the version being rotated to was created: the moment this rotation began
+    /// (`RotateSecret` creates the version before the first step).
+    pub async fn rotation_began(&self) -> Result<Option<SystemTime>, Error> {
+        Ok(self
+            .store
+            .version_created(&self.meta.arn, self.token)
+            .await?)
+    }
+
     /// The tags of another secret (`DescribeSecret`), e.g. to find the database of an
     /// RDS-managed master secret.
     pub async fn other_secret_tags(&self, secret_id: &str) -> Result<Vec<(String, String)>, Error> {

@@ -88,6 +88,15 @@ impl SecretStore for FaultyStore<'_> {
         self.tick("PutSecretValue", r)
     }
 
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<std::time::SystemTime>, StoreError> {
+        let r = self.inner.version_created(secret_id, version_id).await;
+        self.tick("ListSecretVersionIds", r)
+    }
+
     async fn move_stage(
         &self,
         secret_id: &str,

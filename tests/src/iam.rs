@@ -87,6 +87,7 @@ impl Admin {
             "secretsmanager:DescribeSecret",
             "secretsmanager:GetSecretValue",
             "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:ListSecretVersionIds",
         ];
         if put {
             sm.push("secretsmanager:PutSecretValue");
@@ -115,6 +116,17 @@ impl Admin {
     }
 
     /// The user's keys as (id, active).
+    pub async fn deactivate(&self, user: &str, key: &str) {
+        self.iam
+            .update_access_key()
+            .user_name(user)
+            .access_key_id(key)
+            .status(StatusType::Inactive)
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn keys(&self, user: &str) -> Vec<(String, bool)> {
         let out = self
             .iam

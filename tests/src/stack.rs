@@ -174,6 +174,13 @@ impl SecretStore for Moto {
             .put_pending(secret_id, token, value, rotation_token)
             .await
     }
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<std::time::SystemTime>, StoreError> {
+        self.store.version_created(secret_id, version_id).await
+    }
     async fn move_stage(
         &self,
         secret_id: &str,

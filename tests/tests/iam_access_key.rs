@@ -184,23 +184,72 @@ async fn old_key_action_keep_then_a_clear_refusal_to_delete_an_active_key() {
     assert_eq!(rig.current_key(&arn).await.0, k1);
 }
 
+/// An active key of the user that no version holds and that predates the rotation may be another
+/// system's: it is never deleted; the step names it, its age and what to do. Once it is
+/// inactive, it is harmless and makes room.
 #[tokio::test]
-async fn an_unknown_second_key_makes_room() {
+async fn an_unknown_active_key_is_refused_and_an_inactive_one_makes_room() {
     let mut rig = Rig::new("deactivate").await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     let (unknown, _) = rig.admin.key(&user).await;
-    rig.rotate_ok(&arn).await;
+    // IAM dates keys to the second; a key from the rotation's first second counts as its own.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = rig.admin.keys(&user).await;
+    let r = rig.rotate(&arn, false).await;
+    assert_eq!(r.steps.len(), 1);
+    let err = r.steps[0].result.clone().unwrap_err();
+    for part in [
+        "createSecret failed",
+        "already has two access keys",
+        unknown.as_str(),
+        "an active key created",
+        "seconds ago",
+        "no version of this secret holds",
+        "deactivate or delete",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert_eq!(rig.admin.keys(&user).await, before, "no key was touched");
+    assert_eq!(rig.current_key(&arn).await.0, k0);
+
+    rig.admin.deactivate(&user, &unknown).await;
+    let r = rig.rotate(&arn, true).await;
+    assert!(r.succeeded(), "{:?}", r.steps);
     let (k1, _) = rig.current_key(&arn).await;
     assert_eq!(
         rig.admin.keys(&user).await,
         sorted(vec![(k0, false), (k1, true)])
     );
+}
+
+/// Two createSecrets of two rotations racing: the second must not delete the key the first
+/// just minted (it predates the second rotation and no version holds it yet).
+#[tokio::test]
+async fn a_key_minted_before_this_rotation_began_is_not_an_orphan() {
+    let mut rig = Rig::new("deactivate").await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let (other, _) = rig.admin.key(&user).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.admin.sm, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    let err = driver::step(
+        &mut rig.function,
+        Step::Create,
+        &arn,
+        &token,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
     assert!(
-        !rig.admin
-            .keys(&user)
-            .await
-            .iter()
-            .any(|(k, _)| *k == unknown)
+        err.contains(&other) && err.contains("no version of this secret holds"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0, true), (other, true)])
     );
 }
 

@@ -1,9 +1,12 @@
 //! Rotates the access key of one IAM user. An *issuer*: IAM mints the key.
 //!
-//! IAM allows two keys per user. createSecret makes room by deleting a key that no version of the
-//! secret holds (an unknown key, or the orphan of an attempt that crashed between minting and
-//! storing), else the `AWSPREVIOUS` key if it is already inactive; it never touches the
-//! `AWSCURRENT` key. finishSecret retires the previous key as `OLD_KEY_ACTION` says.
+//! IAM allows two keys per user. When the user has two, createSecret makes room by deleting only a
+//! key that is provably this rotation's or harmless: the orphan of this very rotation (created
+//! after its `AWSPENDING` version, by an attempt that crashed between minting and storing), else
+//! an inactive key (the `AWSPREVIOUS` one first). An active key it cannot prove is ours (one that
+//! predates the rotation and no version holds, or the active `AWSPREVIOUS` key) is never deleted:
+//! the step fails naming it. It never touches the `AWSCURRENT` key. finishSecret retires the
+//! previous key as `OLD_KEY_ACTION` says.
 
 pub mod secret;
 
@@ -58,6 +61,32 @@ pub struct IamAccessKey {
 struct Key {
     id: String,
     active: bool,
+    created: Option<SystemTime>,
+}
+
+/// Whether a key was minted after the rotation began. IAM reports `CreateDate` in whole seconds,
+/// so the comparison is too: a key from the same second counts as this rotation's.
+fn minted_after(created: SystemTime, began: SystemTime) -> bool {
+    let secs = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    secs(created) >= secs(began)
+}
+
+/// "3 days", "5 hours", "12 minutes", "40 seconds": how long ago `t` was.
+fn age(t: Option<SystemTime>) -> String {
+    let Some(s) = t.and_then(|t| SystemTime::now().duration_since(t).ok()) else {
+        return "an unknown time".into();
+    };
+    let s = s.as_secs();
+    match s {
+        0..=119 => format!("{s} seconds"),
+        120..=7199 => format!("{} minutes", s / 60),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
 }
 
 /// The service's code and message. An error body the SDK could not parse (moto's access-denied
@@ -122,6 +151,7 @@ impl IamAccessKey {
                 Some(Key {
                     id: k.access_key_id()?.to_owned(),
                     active: k.status() == Some(&StatusType::Active),
+                    created: k.create_date().and_then(|d| SystemTime::try_from(*d).ok()),
                 })
             })
             .collect())
@@ -156,25 +186,40 @@ impl IamAccessKey {
         })
     }
 
-    /// Frees a key slot when the user has two keys, without touching the current key.
-    async fn make_room(&self, current: &KeySecret, previous: Option<&str>) -> Result<(), Error> {
+    /// Frees a key slot when the user has two keys, deleting only a key that is provably this
+    /// rotation's orphan or inactive; never the current key, never an active key of unknown owner.
+    async fn make_room(
+        &self,
+        v: &Versions<'_>,
+        current: &KeySecret,
+        previous: Option<&str>,
+    ) -> Result<(), Error> {
         let user = &current.user;
         let keys = self.keys(user).await?;
         if keys.len() < 2 {
             return Ok(());
         }
-        if let Some(stray) = keys
-            .iter()
-            .find(|k| k.id != current.key_id && Some(k.id.as_str()) != previous)
-        {
-            tracing::info!(key = %stray.id, "deleting a key of the user that no version of the secret holds (unknown, or orphaned by a crashed rotation)");
-            return self.delete_key(user, &stray.id).await;
+        let others: Vec<&Key> = keys.iter().filter(|k| k.id != current.key_id).collect();
+        let began = v.rotation_began().await?;
+        let orphan = others.iter().find(|k| {
+            Some(k.id.as_str()) != previous
+                && matches!((k.created, began), (Some(c), Some(b)) if minted_after(c, b))
+        });
+        if let Some(orphan) = orphan {
+            tracing::info!(key = %orphan.id, "deleting the key an earlier attempt of this rotation minted but never stored");
+            return self.delete_key(user, &orphan.id).await;
         }
-        let old = keys
+        // An inactive key serves no one; the previous one is ours, so it goes first.
+        let inactive = others
             .iter()
-            .find(|k| k.id != current.key_id)
-            .expect("two keys, one is not current");
-        if old.active {
+            .filter(|k| !k.active)
+            .min_by_key(|k| Some(k.id.as_str()) != previous);
+        if let Some(old) = inactive {
+            tracing::info!(key = %old.id, "deleting an inactive key to make room");
+            return self.delete_key(user, &old.id).await;
+        }
+        let old = others.first().expect("two keys, one is not current");
+        if Some(old.id.as_str()) == previous {
             return Err(Error::target(format!(
                 "user {user:?} already has two access keys: {} (AWSCURRENT) and {} (AWSPREVIOUS), and {} is still active, so \
                  making room would delete a key that may be in use; deactivate or delete it, or set OLD_KEY_ACTION to \
@@ -182,8 +227,15 @@ impl IamAccessKey {
                 current.key_id, old.id, old.id
             )));
         }
-        tracing::info!(key = %old.id, "deleting the inactive AWSPREVIOUS key to make room");
-        self.delete_key(user, &old.id).await
+        Err(Error::target(format!(
+            "user {user:?} already has two access keys: {} (AWSCURRENT) and {}, an active key created {} ago that no \
+             version of this secret holds; it may belong to another system, so it is not deleted. If nothing uses it \
+             (iam:GetAccessKeyLastUsed tells), deactivate or delete {}, then rotate again",
+            current.key_id,
+            old.id,
+            age(old.created),
+            old.id
+        )))
     }
 
     fn pending_with_user(
@@ -213,7 +265,7 @@ impl Target for IamAccessKey {
     async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
         let previous = self.previous_key(v, &current.user).await?;
-        self.make_room(&current, previous.as_deref()).await?;
+        self.make_room(v, &current, previous.as_deref()).await?;
         let out = self
             .iam
             .create_access_key()
@@ -235,23 +287,25 @@ impl Target for IamAccessKey {
         self.delete_key(&minted.user, &minted.key_id).await
     }
 
-    /// Nothing to set on IAM: confirm the pending key is one of the user's keys.
+    /// Nothing to set on IAM: confirm the pending key is one of the user's keys. IAM is
+    /// eventually consistent, so a key minted a moment ago may be missing from `ListAccessKeys`
+    /// for a few seconds: look again until the invocation's deadline.
     async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
         let pending =
             self.pending_with_user(KeySecret::parse(v.pending().await?, AWSPENDING)?, &current)?;
-        if !self
-            .keys(&pending.user)
-            .await?
-            .iter()
-            .any(|k| k.id == pending.key_id)
-        {
-            return Err(Error::target(format!(
-                "the AWSPENDING key {} is not a key of user {:?}",
-                pending.key_id, pending.user
-            )));
-        }
-        Ok(())
+        retry_until(budget(v.deadline()), || async {
+            match self.keys(&pending.user).await {
+                Ok(keys) if keys.iter().any(|k| k.id == pending.key_id) => Ok(()),
+                Ok(_) => Err(format!(
+                    "the AWSPENDING key {} is not a key of user {:?}",
+                    pending.key_id, pending.user
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+        .map_err(Error::target)
     }
 
     /// Signs `sts:GetCallerIdentity` with the pending key and checks it is the user's; new keys
@@ -387,6 +441,18 @@ mod tests {
         })
         .await;
         assert_eq!(r, Ok(4));
+    }
+
+    #[test]
+    fn a_key_from_the_same_second_as_the_rotation_is_its_own() {
+        let began = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_400);
+        let same_second = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert!(minted_after(same_second, began));
+        assert!(!minted_after(same_second - Duration::from_secs(1), began));
+        assert_eq!(
+            age(Some(SystemTime::now() - Duration::from_secs(3 * 86_400))),
+            "3 days"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -74,6 +74,38 @@ impl SecretStore for AwsStore {
         })
     }
 
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<std::time::SystemTime>, StoreError> {
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret_id)
+                .set_next_token(next.take())
+                .send()
+                .await;
+            crate::fault::after_call("ListSecretVersionIds");
+            let out = out.map_err(|e| store_error("ListSecretVersionIds", e))?;
+            if let Some(v) = out
+                .versions()
+                .iter()
+                .find(|v| v.version_id() == Some(version_id))
+            {
+                return Ok(v
+                    .created_date()
+                    .and_then(|d| std::time::SystemTime::try_from(*d).ok()));
+            }
+            match out.next_token().filter(|t| !t.is_empty()) {
+                Some(t) => next = Some(t.to_owned()),
+                None => return Ok(None),
+            }
+        }
+    }
+
     async fn get_value(
         &self,
         secret_id: &str,

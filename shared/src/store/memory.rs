@@ -8,6 +8,7 @@ use crate::secret::SecretString;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -21,6 +22,7 @@ struct Secret {
     labels: Labels,
     /// `None` is a placeholder version: labelled, but no value yet.
     values: HashMap<String, Option<SecretString>>,
+    created: HashMap<String, SystemTime>,
 }
 
 impl MemoryStore {
@@ -39,6 +41,7 @@ impl MemoryStore {
             rotation_enabled: false,
             deleted: false,
             labels,
+            created: HashMap::from([(id.clone(), SystemTime::now())]),
             values: HashMap::from([(id, Some(SecretString::from(value)))]),
         };
         self.secrets.lock().unwrap().insert(name.to_owned(), secret);
@@ -56,6 +59,9 @@ impl MemoryStore {
             }
             s.rotation_enabled = true;
             s.values.entry(token.to_owned()).or_insert(None);
+            s.created
+                .entry(token.to_owned())
+                .or_insert_with(SystemTime::now);
             s.labels.label_new_version(token, &[AWSPENDING]);
             Ok(())
         })
@@ -178,9 +184,20 @@ impl SecretStore for MemoryStore {
                 _ => {}
             }
             s.values.insert(token.to_owned(), Some(value.clone()));
+            s.created
+                .entry(token.to_owned())
+                .or_insert_with(SystemTime::now);
             s.labels.label_new_version(token, &[AWSPENDING]);
             Ok(())
         })
+    }
+
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        self.with_secret(secret_id, |s| Ok(s.created.get(version_id).copied()))
     }
 
     async fn move_stage(

@@ -11,6 +11,7 @@ pub use memory::MemoryStore;
 
 use crate::secret::SecretString;
 use async_trait::async_trait;
+use std::time::SystemTime;
 
 pub const AWSCURRENT: &str = "AWSCURRENT";
 pub const AWSPENDING: &str = "AWSPENDING";
@@ -66,6 +67,15 @@ pub trait SecretStore: Send + Sync {
         value: &SecretString,
         rotation_token: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// When a version was created (`ListSecretVersionIds`' `CreatedDate`), or `None` when the
+    /// secret has no such version. Lets an issuer prove a credential was minted after a rotation
+    /// began, so it is that rotation's own.
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<SystemTime>, StoreError>;
 
     /// `UpdateSecretVersionStage`.
     async fn move_stage(
