@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod password;
 pub mod protocol;
 pub mod random;
+pub mod retry;
 pub mod secret;
 pub mod store;
 pub mod target;

@@ -2,6 +2,10 @@
 //! GitHub checks: App JWTs are RS256, signed by the App's key, with a valid `iat`/`exp` window;
 //! installation tokens expire, can be revoked, and a revoked, expired or unknown token gets 401;
 //! tokens are scoped to repositories and permissions; deploy keys are stored per repository.
+//! Lists page as GitHub's do (`per_page` 30 by default, at most 100, `page`, and a `Link` header
+//! with `first`/`prev`/`next`/`last`); a rate limit can be switched on (primary: 403 with
+//! `x-ratelimit-remaining: 0` and `x-ratelimit-reset`; secondary: 429 with `Retry-After`);
+//! validation failures carry `errors[]` as GitHub's do.
 //! Every exchange is recorded, so the tests can check it against GitHub's OpenAPI description.
 
 use http_body_util::{BodyExt, Full};
@@ -37,6 +41,8 @@ pub struct DeployKey {
     pub title: String,
     pub key: String,
     pub read_only: bool,
+    /// When the key was last used (set by the tests; GitHub tracks it).
+    pub last_used: Option<String>,
 }
 
 /// One request and its answer, for the OpenAPI check.
@@ -49,8 +55,22 @@ pub struct Exchange {
     pub response: Option<Value>,
 }
 
+/// A rate limit in force until `until`.
+#[derive(Clone, Copy)]
+pub struct RateLimit {
+    pub until: SystemTime,
+    /// Secondary limit: 429 with `Retry-After`; else primary: 403 with the `x-ratelimit-*` headers.
+    pub secondary: bool,
+}
+
 #[derive(Default)]
 pub struct State {
+    pub rate_limit: Option<RateLimit>,
+    /// Requests answered with a rate limit, and every request.
+    pub limited: usize,
+    pub requests: usize,
+    /// Headers of the answer being built (paging links, rate-limit headers).
+    reply_headers: Vec<(String, String)>,
     apps: BTreeMap<u64, String>,
     pub installations: BTreeMap<u64, Installation>,
     tokens: BTreeMap<String, Token>,
@@ -145,6 +165,7 @@ impl GitHub {
             title: title.into(),
             key: key.into(),
             read_only: true,
+            last_used: None,
         });
     }
 
@@ -245,7 +266,12 @@ async fn handle(
     let request: Option<Value> = serde_json::from_slice(&bytes).ok();
     let path = parts.uri.path().to_owned();
     let mut st = state.lock().unwrap();
-    let (status, response) = route(&mut st, &parts, &path, request.as_ref());
+    st.requests += 1;
+    st.reply_headers.clear();
+    let (status, response) = match limit(&mut st) {
+        Some(answer) => answer,
+        None => route(&mut st, &parts, &path, request.as_ref()),
+    };
     st.exchanges.push(Exchange {
         method: parts.method.to_string(),
         path: path.clone(),
@@ -260,7 +286,111 @@ async fn handle(
         "content-type",
         "application/json; charset=utf-8".parse().unwrap(),
     );
+    for (k, v) in st.reply_headers.drain(..) {
+        r.headers_mut().insert(
+            hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
     Ok(r)
+}
+
+/// The rate limit's answer while it is in force.
+fn limit(st: &mut State) -> Option<(StatusCode, Option<Value>)> {
+    let rl = st.rate_limit.filter(|rl| rl.until > SystemTime::now())?;
+    st.limited += 1;
+    let reset = rl.until.duration_since(UNIX_EPOCH).unwrap().as_secs() + 1;
+    let wait = reset.saturating_sub(now());
+    if rl.secondary {
+        st.reply_headers
+            .push(("retry-after".into(), wait.to_string()));
+        Some(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        ))
+    } else {
+        st.reply_headers.extend([
+            ("x-ratelimit-limit".into(), "5000".into()),
+            ("x-ratelimit-remaining".into(), "0".into()),
+            ("x-ratelimit-reset".into(), reset.to_string()),
+            ("x-ratelimit-resource".into(), "core".into()),
+        ]);
+        Some(error(
+            StatusCode::FORBIDDEN,
+            "API rate limit exceeded for installation ID 1.",
+        ))
+    }
+}
+
+/// One page of `items` as GitHub pages lists: `per_page` (default 30, at most 100) and `page`
+/// (from 1) from the query, and a `Link` header naming the other pages.
+fn page(
+    st: &mut State,
+    req: &hyper::http::request::Parts,
+    path: &str,
+    items: Vec<Value>,
+) -> Vec<Value> {
+    let query: BTreeMap<String, String> = req
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let per_page = query
+        .get("per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = query
+        .get("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let last = items.len().div_ceil(per_page).max(1);
+    let host = req
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let link = |n: usize, rel: &str| {
+        format!("<http://{host}{path}?per_page={per_page}&page={n}>; rel=\"{rel}\"")
+    };
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(link(page - 1, "prev"));
+        links.push(link(1, "first"));
+    }
+    if page < last {
+        links.push(link(page + 1, "next"));
+        links.push(link(last, "last"));
+    }
+    if !links.is_empty() {
+        st.reply_headers.push(("link".into(), links.join(", ")));
+    }
+    items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect()
+}
+
+/// GitHub's 422 with the details in `errors[]`.
+fn validation_failed(
+    field: &str,
+    code: &str,
+    message: Option<&str>,
+) -> (StatusCode, Option<Value>) {
+    let mut e = json!({"resource": "PublicKey", "code": code, "field": field});
+    if let Some(m) = message {
+        e["message"] = json!(m);
+    }
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some(json!({"message": "Validation Failed", "errors": [e],
+                    "documentation_url": "https://docs.github.com/rest/deploy-keys/deploy-keys#create-a-deploy-key"})),
+    )
 }
 
 fn route(
@@ -383,9 +513,11 @@ fn route(
             match (method, rest) {
                 (&Method::GET, ["installation", "repositories"]) => {
                     let list: Vec<Value> = repos.iter().map(|r| repo_json(r)).collect();
+                    let total = list.len();
+                    let list = page(st, req, path, list);
                     (
                         StatusCode::OK,
-                        Some(json!({"total_count": list.len(), "repositories": list})),
+                        Some(json!({"total_count": total, "repositories": list})),
                     )
                 }
                 (&Method::DELETE, ["installation", "token"]) => {
@@ -409,7 +541,7 @@ fn route(
                             "Resource not accessible by integration",
                         );
                     }
-                    deploy_keys(st, m, &full, rest, body)
+                    deploy_keys(st, req, path, m, &full, rest, body)
                 }
                 _ => error(StatusCode::NOT_FOUND, "Not Found"),
             }
@@ -553,11 +685,14 @@ fn repo_json(full: &str) -> Value {
 
 fn key_json(k: &DeployKey) -> Value {
     json!({"id": k.id, "key": k.key, "url": format!("https://api.github.local/keys/{}", k.id), "title": k.title,
-           "verified": true, "created_at": "2026-01-01T00:00:00Z", "read_only": k.read_only})
+           "verified": true, "created_at": "2026-01-01T00:00:00Z", "read_only": k.read_only,
+           "last_used": k.last_used})
 }
 
 fn deploy_keys(
     st: &mut State,
+    req: &hyper::http::request::Parts,
+    path: &str,
     m: &Method,
     repo: &str,
     rest: &[&str],
@@ -565,27 +700,25 @@ fn deploy_keys(
 ) -> (StatusCode, Option<Value>) {
     st.next_id += 1;
     let next_id = st.next_id;
+    if (m, rest) == (&Method::GET, &[][..]) {
+        let all: Vec<Value> = st.keys[repo].iter().map(key_json).collect();
+        return (StatusCode::OK, Some(Value::Array(page(st, req, path, all))));
+    }
     let keys = st.keys.get_mut(repo).unwrap();
     match (m, rest) {
-        (&Method::GET, []) => (
-            StatusCode::OK,
-            Some(Value::Array(keys.iter().map(key_json).collect())),
-        ),
         (&Method::POST, []) => {
             let Some(key) = body.and_then(|b| b["key"].as_str()) else {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+                return validation_failed("key", "missing_field", None);
             };
             if ssh_key::PublicKey::from_openssh(key).is_err() {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Validation Failed: key is invalid",
+                return validation_failed(
+                    "key",
+                    "custom",
+                    Some("key is invalid. You must supply a key in OpenSSH public key format"),
                 );
             }
             if keys.iter().any(|k| k.key == key) {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Validation Failed: key is already in use",
-                );
+                return validation_failed("key", "custom", Some("key is already in use"));
             }
             let k = DeployKey {
                 id: next_id,
@@ -595,6 +728,7 @@ fn deploy_keys(
                     .to_owned(),
                 key: key.to_owned(),
                 read_only: body.and_then(|b| b["read_only"].as_bool()).unwrap_or(false),
+                last_used: None,
             };
             let answer = key_json(&k);
             keys.push(k);

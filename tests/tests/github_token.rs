@@ -246,10 +246,7 @@ async fn deploy_keys_rotate_twice_and_only_the_current_key_stays() {
             "round {round}: {:?}",
             keys.iter().map(|k| &k.title).collect::<Vec<_>>()
         );
-        assert_eq!(
-            keys[0].title,
-            format!("{}{}", github_token::TITLE_PREFIX, r.token)
-        );
+        assert_eq!(keys[0].title, github_token::title(&arn, &r.token));
         assert!(keys[0].read_only);
         assert_eq!(
             keys[0].key.split_whitespace().nth(1),
@@ -276,6 +273,7 @@ async fn deploy_key_steps_twice_are_harmless_and_other_keys_are_untouched() {
             key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
                 .into(),
             read_only: true,
+            last_used: None,
         });
     let arn = rig.secret(rig.key_secret("web")).await;
     let token = shared::random::version_id();
@@ -301,7 +299,7 @@ async fn deploy_key_steps_twice_are_harmless_and_other_keys_are_untouched() {
         titles,
         vec![
             "a human's key".to_string(),
-            format!("{}{token}", github_token::TITLE_PREFIX)
+            github_token::title(&arn, &token)
         ]
     );
 }
@@ -362,23 +360,30 @@ async fn a_missing_or_malformed_private_key_is_named() {
     let cases = [
         (
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf".to_string(),
-            "Secrets Manager not found",
+            "cannot be read: Secrets Manager not found",
         ),
-        (
-            not_a_key,
-            "the private key secret value is invalid: it holds no private key in PEM form",
-        ),
-        (
-            json_without,
-            "the private key secret value is invalid: field `private_key` is missing",
-        ),
+        (not_a_key, "the private key secret value is invalid: "),
+        (json_without, "the private key secret value is invalid: "),
     ];
-    for (key_arn, want) in cases {
+    let problems = [
+        "",
+        "it holds no private key in PEM form",
+        "field `private_key` is missing",
+    ];
+    for ((key_arn, want), problem) in cases.into_iter().zip(problems) {
         let mut value = rig.token_secret(FULL);
         value["private_key_secret_arn"] = json!(key_arn);
         let arn = rig.secret(value).await;
         let err = rig.fails(&arn).await;
-        assert!(err.contains(want), "{err} should contain {want}");
+        assert!(
+            err.contains(want) && err.contains(problem),
+            "{err} should contain {want} and {problem}"
+        );
+        // The field that points at the key secret, and its ARN, are named.
+        assert!(
+            err.contains("field `private_key_secret_arn`") && err.contains(&key_arn),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
@@ -441,7 +446,11 @@ async fn crash_everywhere(deploy_key: bool) -> usize {
         let works = |rig: &Rig, v: &Value, version: &str| -> bool {
             let st = rig.gh.state.lock().unwrap();
             if deploy_key {
-                let title = format!("{}{version}", github_token::TITLE_PREFIX);
+                // The starting key carries the title of an earlier version of the function.
+                let title = match version == first_version {
+                    true => format!("{}{version}", github_token::TITLE_PREFIX),
+                    false => github_token::title(&arn, version),
+                };
                 let body = v["public_key"]
                     .as_str()
                     .unwrap_or_default()

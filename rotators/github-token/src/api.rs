@@ -1,10 +1,14 @@
-//! The GitHub calls, through octocrab: App JWT auth to mint installation tokens, installation
-//! tokens for everything else.
+//! The GitHub calls, through octocrab's transport (App JWT auth to mint installation tokens,
+//! installation tokens for everything else). Every request goes through `Api::send`, which reads
+//! the raw answer: list calls follow GitHub's paging (`per_page=100` and the `Link` header), rate
+//! limits (403/429 with `Retry-After` or `x-ratelimit-reset`) are waited out within the
+//! invocation's deadline, and failures carry GitHub's own message and `errors[].message`.
 
 use octocrab::Octocrab;
 use octocrab::models::AppId;
 use serde_json::{Value, json};
 use shared::{Error, SecretString};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub struct Api {
     /// `GITHUB_API_URL`, e.g. `https://github.example.com/api/v3` for GitHub Enterprise Server.
@@ -23,30 +27,109 @@ pub struct DeployKey {
     pub title: String,
     pub key: String,
     pub read_only: bool,
+    /// When GitHub last saw the key used (`last_used`), if ever.
+    pub last_used: Option<String>,
 }
 
-fn gh_error(what: &str, e: octocrab::Error) -> Error {
-    match e {
-        octocrab::Error::GitHub { source, .. } => Error::target(format!(
-            "GitHub {what}: HTTP {} {}",
-            source.status_code.as_u16(),
-            source.message
-        )),
-        other => Error::target(format!("GitHub {what}: {other}")),
-    }
+/// One answer: status, headers and JSON body (`Null` when empty).
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
 }
 
-fn status(e: &octocrab::Error) -> Option<u16> {
-    match e {
-        octocrab::Error::GitHub { source, .. } => Some(source.status_code.as_u16()),
-        _ => None,
-    }
+#[derive(Clone, Copy)]
+enum Verb<'a> {
+    Get,
+    Post(&'a Value),
+    Delete,
 }
+
+/// The longest single wait for a rate limit; a longer one fails the step at once.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// A list longer than this many pages is not followed further.
+const MAX_PAGES: usize = 100;
 
 /// Marks the end of an external call: a crash point in fault-injection test builds.
 fn called<T>(what: &str, result: T) -> T {
     shared::fault::after_call(what);
     result
+}
+
+fn header<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// How long GitHub asks us to wait, when an answer is a rate limit: `Retry-After` (secondary
+/// limits), else `x-ratelimit-remaining: 0` with `x-ratelimit-reset` (primary), else a minute for
+/// a bare 429, as GitHub's documentation says. A 403 without these is a permission error.
+fn rate_limit_wait(status: u16, headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+    if status != 403 && status != 429 {
+        return None;
+    }
+    if let Some(secs) = header(headers, "retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(secs));
+    }
+    if header(headers, "x-ratelimit-remaining") == Some("0") {
+        let reset = header(headers, "x-ratelimit-reset")?.parse::<u64>().ok()?;
+        let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+        return Some(Duration::from_secs(reset.saturating_sub(now) + 1));
+    }
+    (status == 429).then_some(Duration::from_secs(60))
+}
+
+/// GitHub's message and the details of `errors[]` (a message, or the code and field).
+fn detail(body: &Value) -> String {
+    let mut text = body["message"].as_str().unwrap_or_default().to_owned();
+    let details: Vec<String> = body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| match (e.as_str(), e["message"].as_str()) {
+                    (Some(s), _) | (None, Some(s)) => Some(s.to_owned()),
+                    _ => {
+                        let (code, field) = (e["code"].as_str()?, e["field"].as_str());
+                        Some(match field {
+                            Some(f) => format!("{f} {code}"),
+                            None => code.to_owned(),
+                        })
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !details.is_empty() {
+        text = format!("{text}: {}", details.join("; "));
+    }
+    text
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &http::HeaderMap) -> Option<String> {
+    header(headers, "link")?.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+    })
+}
+
+fn failure(what: &str, a: &Answer) -> Error {
+    Error::target(format!(
+        "GitHub {what}: HTTP {} {}",
+        a.status,
+        detail(&a.body)
+    ))
 }
 
 impl Api {
@@ -81,14 +164,122 @@ impl Api {
         self.builder()?
             .app(AppId(app_id), key)
             .build()
-            .map_err(|e| gh_error("client", e))
+            .map_err(|e| Error::target(format!("GitHub client: {e}")))
     }
 
     fn with_token(&self, token: &SecretString) -> Result<Octocrab, Error> {
         self.builder()?
             .personal_token(token.expose().to_owned())
             .build()
-            .map_err(|e| gh_error("client", e))
+            .map_err(|e| Error::target(format!("GitHub client: {e}")))
+    }
+
+    /// Requests name a path only: octocrab puts the base URL in front and sends credentials to
+    /// the base URL's host only.
+    fn url(&self, route: &str) -> String {
+        route.to_owned()
+    }
+
+    /// The path and query of a `Link` URL, if it is on the API's own origin: a token is never sent
+    /// anywhere else.
+    fn same_origin(&self, link: &str) -> Option<String> {
+        let base: http::Uri = self.base.parse().ok()?;
+        let link: http::Uri = link.parse().ok()?;
+        (link.scheme() == base.scheme() && link.authority() == base.authority())
+            .then(|| link.path_and_query().map(|p| p.as_str().to_owned()))
+            .flatten()
+    }
+
+    /// One request, waiting out rate limits until `until`. `name` marks the call for fault
+    /// injection; `what` ("GET /route") names it in errors.
+    async fn send(
+        &self,
+        client: &Octocrab,
+        verb: Verb<'_>,
+        url: &str,
+        name: &str,
+        what: &str,
+        until: Instant,
+    ) -> Result<Answer, Error> {
+        loop {
+            let sent = match verb {
+                Verb::Get => client._get(url).await,
+                Verb::Post(body) => client._post(url, Some(body)).await,
+                Verb::Delete => client._delete(url, None::<&()>).await,
+            };
+            let response =
+                called(name, sent).map_err(|e| Error::target(format!("GitHub {what}: {e}")))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let text = client
+                .body_to_string(response)
+                .await
+                .map_err(|e| Error::target(format!("GitHub {what}: reading the answer: {e}")))?;
+            let body = if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
+            let answer = Answer {
+                status,
+                headers,
+                body,
+            };
+            let Some(wait) = rate_limit_wait(status, &answer.headers, SystemTime::now()) else {
+                return Ok(answer);
+            };
+            if wait > MAX_WAIT || Instant::now() + wait >= until {
+                return Err(Error::target(format!(
+                    "GitHub {what}: rate limited (HTTP {status}, {} left, resets in {}s); {}",
+                    header(&answer.headers, "x-ratelimit-remaining").unwrap_or("?"),
+                    wait.as_secs(),
+                    detail(&answer.body)
+                )));
+            }
+            tracing::warn!(
+                call = what,
+                status,
+                wait_ms = wait.as_millis() as u64,
+                "GitHub rate limit; waiting before retrying"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Every item of a list, page by page (`per_page=100`, then each `rel="next"` link, which
+    /// must stay on the API's own origin so a token is never sent elsewhere).
+    async fn get_all(
+        &self,
+        client: &Octocrab,
+        route: &str,
+        name: &str,
+        until: Instant,
+        items: fn(&Value) -> Option<&Vec<Value>>,
+    ) -> Result<Vec<Value>, Error> {
+        let what = format!("GET {route}");
+        let mut url = self.url(&format!("{route}?per_page=100"));
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let a = self
+                .send(client, Verb::Get, &url, name, &what, until)
+                .await?;
+            if a.status != 200 {
+                return Err(failure(&what, &a));
+            }
+            all.extend(items(&a.body).into_iter().flatten().cloned());
+            let Some(next) = next_link(&a.headers) else {
+                return Ok(all);
+            };
+            url = self.same_origin(&next).ok_or_else(|| {
+                Error::target(format!(
+                    "GitHub {what}: the next page {next} is not on {}",
+                    self.base
+                ))
+            })?;
+        }
+        Err(Error::target(format!(
+            "GitHub {what}: more than {MAX_PAGES} pages"
+        )))
     }
 
     /// `POST /app/installations/{id}/access_tokens`, scoped by `scope` (repositories, permissions).
@@ -98,78 +289,125 @@ impl Api {
         pem: &SecretString,
         installation_id: u64,
         scope: &Value,
+        until: Instant,
     ) -> Result<Minted, Error> {
         let app = self.app(app_id, pem)?;
         let route = format!("/app/installations/{installation_id}/access_tokens");
-        let out: Value = called(
-            "CreateInstallationToken",
-            app.post(&route, Some(scope)).await,
-        )
-        .map_err(|e| gh_error(&format!("POST {route}"), e))?;
-        let token = out["token"]
+        let what = format!("POST {route}");
+        let a = self
+            .send(
+                &app,
+                Verb::Post(scope),
+                &self.url(&route),
+                "CreateInstallationToken",
+                &what,
+                until,
+            )
+            .await?;
+        if a.status != 201 {
+            return Err(failure(&what, &a));
+        }
+        let token = a.body["token"]
             .as_str()
             .ok_or_else(|| Error::target("GitHub returned no token"))?;
         Ok(Minted {
             token: SecretString::from(token),
-            expires_at: out["expires_at"].as_str().unwrap_or_default().to_owned(),
-            permissions: out["permissions"].clone(),
+            expires_at: a.body["expires_at"].as_str().unwrap_or_default().to_owned(),
+            permissions: a.body["permissions"].clone(),
         })
     }
 
     /// `DELETE /installation/token`; a token that is already dead (401) counts as revoked.
-    pub async fn revoke(&self, token: &SecretString) -> Result<(), Error> {
+    pub async fn revoke(&self, token: &SecretString, until: Instant) -> Result<(), Error> {
         let client = self.with_token(token)?;
-        let uri = format!("{}/installation/token", self.base.trim_end_matches('/'));
-        let result = match client._delete(uri, None::<&()>).await {
-            Ok(response) => octocrab::map_github_error(response).await.map(drop),
-            Err(e) => Err(e),
-        };
-        match called("RevokeInstallationToken", result) {
-            Ok(()) => Ok(()),
-            Err(e) if status(&e) == Some(401) => Ok(()),
-            Err(e) => Err(gh_error("DELETE /installation/token", e)),
+        let what = "DELETE /installation/token";
+        let a = self
+            .send(
+                &client,
+                Verb::Delete,
+                &self.url("/installation/token"),
+                "RevokeInstallationToken",
+                what,
+                until,
+            )
+            .await?;
+        match a.status {
+            204 | 401 => Ok(()),
+            _ => Err(failure(what, &a)),
         }
     }
 
-    /// `GET /installation/repositories`: the full names the token reaches.
-    pub async fn repositories(&self, token: &SecretString) -> Result<Vec<String>, Error> {
-        let client = self.with_token(token)?;
-        let out: Value = called(
-            "ListInstallationRepositories",
-            client.get("/installation/repositories", None::<&()>).await,
-        )
-        .map_err(|e| gh_error("GET /installation/repositories", e))?;
-        Ok(out["repositories"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| r["full_name"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default())
+    /// Whether a token still authenticates: `Some(false)` when GitHub says it is dead (401:
+    /// expired, revoked or unknown), `None` when GitHub could not tell (any other failure).
+    pub async fn token_alive(&self, token: &SecretString, until: Instant) -> Option<bool> {
+        let client = self.with_token(token).ok()?;
+        let url = self.url("/installation/repositories?per_page=1");
+        let what = "GET /installation/repositories";
+        match self
+            .send(
+                &client,
+                Verb::Get,
+                &url,
+                "ListInstallationRepositories",
+                what,
+                until,
+            )
+            .await
+        {
+            Ok(a) if a.status == 200 => Some(true),
+            Ok(a) if a.status == 401 => Some(false),
+            _ => None,
+        }
     }
 
+    /// `GET /installation/repositories`, every page: the full names the token reaches.
+    pub async fn repositories(
+        &self,
+        token: &SecretString,
+        until: Instant,
+    ) -> Result<Vec<String>, Error> {
+        let client = self.with_token(token)?;
+        let repos = self
+            .get_all(
+                &client,
+                "/installation/repositories",
+                "ListInstallationRepositories",
+                until,
+                |b| b["repositories"].as_array(),
+            )
+            .await?;
+        Ok(repos
+            .iter()
+            .filter_map(|r| r["full_name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// `GET /repos/{owner}/{repo}/keys`, every page.
     pub async fn keys(
         &self,
         token: &SecretString,
         owner: &str,
         repo: &str,
+        until: Instant,
     ) -> Result<Vec<DeployKey>, Error> {
         let client = self.with_token(token)?;
         let route = format!("/repos/{owner}/{repo}/keys");
-        let out: Vec<Value> = called("ListDeployKeys", client.get(&route, None::<&()>).await)
-            .map_err(|e| gh_error(&format!("GET {route}"), e))?;
-        Ok(out
+        let keys = self
+            .get_all(&client, &route, "ListDeployKeys", until, Value::as_array)
+            .await?;
+        Ok(keys
             .iter()
             .map(|k| DeployKey {
                 id: k["id"].as_u64().unwrap_or_default(),
                 title: k["title"].as_str().unwrap_or_default().to_owned(),
                 key: k["key"].as_str().unwrap_or_default().to_owned(),
                 read_only: k["read_only"].as_bool().unwrap_or(false),
+                last_used: k["last_used"].as_str().map(str::to_owned),
             })
             .collect())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn add_key(
         &self,
         token: &SecretString,
@@ -178,13 +416,26 @@ impl Api {
         title: &str,
         key: &str,
         read_only: bool,
+        until: Instant,
     ) -> Result<(), Error> {
         let client = self.with_token(token)?;
         let route = format!("/repos/{owner}/{repo}/keys");
+        let what = format!("POST {route}");
         let body = json!({"title": title, "key": key, "read_only": read_only});
-        let _: Value = called("CreateDeployKey", client.post(&route, Some(&body)).await)
-            .map_err(|e| gh_error(&format!("POST {route}"), e))?;
-        Ok(())
+        let a = self
+            .send(
+                &client,
+                Verb::Post(&body),
+                &self.url(&route),
+                "CreateDeployKey",
+                &what,
+                until,
+            )
+            .await?;
+        match a.status {
+            201 => Ok(()),
+            _ => Err(failure(&what, &a)),
+        }
     }
 
     /// Deletes a deploy key; one already gone (404) counts as deleted.
@@ -194,18 +445,77 @@ impl Api {
         owner: &str,
         repo: &str,
         id: u64,
+        until: Instant,
     ) -> Result<(), Error> {
         let client = self.with_token(token)?;
         let route = format!("/repos/{owner}/{repo}/keys/{id}");
-        let uri = format!("{}{route}", self.base.trim_end_matches('/'));
-        let result = match client._delete(uri, None::<&()>).await {
-            Ok(response) => octocrab::map_github_error(response).await.map(drop),
-            Err(e) => Err(e),
-        };
-        match called("DeleteDeployKey", result) {
-            Ok(()) => Ok(()),
-            Err(e) if status(&e) == Some(404) => Ok(()),
-            Err(e) => Err(gh_error(&format!("DELETE {route}"), e)),
+        let what = format!("DELETE {route}");
+        let a = self
+            .send(
+                &client,
+                Verb::Delete,
+                &self.url(&route),
+                "DeleteDeployKey",
+                &what,
+                until,
+            )
+            .await?;
+        match a.status {
+            204 | 404 => Ok(()),
+            _ => Err(failure(&what, &a)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn rate_limits_are_read_as_github_documents_them() {
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        let h = headers(&[("retry-after", "7")]);
+        assert_eq!(rate_limit_wait(403, &h, now), Some(Duration::from_secs(7)));
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1010"),
+        ]);
+        assert_eq!(rate_limit_wait(403, &h, now), Some(Duration::from_secs(11)));
+        assert_eq!(rate_limit_wait(429, &headers(&[]), now), Some(MAX_WAIT));
+        // A 403 that is not a rate limit is a permission error, not a reason to wait.
+        let h = headers(&[("x-ratelimit-remaining", "4999")]);
+        assert_eq!(rate_limit_wait(403, &h, now), None);
+        assert_eq!(
+            rate_limit_wait(404, &headers(&[("retry-after", "1")]), now),
+            None
+        );
+    }
+
+    #[test]
+    fn link_headers_and_error_details() {
+        let h = headers(&[(
+            "link",
+            "<https://api.github.com/x?page=1>; rel=\"prev\", <https://api.github.com/x?page=3>; rel=\"next\", <https://api.github.com/x?page=9>; rel=\"last\"",
+        )]);
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://api.github.com/x?page=3")
+        );
+        assert_eq!(next_link(&headers(&[])), None);
+        let body = json!({"message": "Validation Failed", "errors": [
+            {"resource": "PublicKey", "code": "custom", "field": "key", "message": "key is already in use"},
+            {"resource": "PublicKey", "code": "missing_field", "field": "title"},
+        ]});
+        assert_eq!(
+            detail(&body),
+            "Validation Failed: key is already in use; title missing_field"
+        );
     }
 }

@@ -6,8 +6,9 @@
 //!   previous token (`REVOKE_PREVIOUS`, default true). Tokens live one hour, so schedule the
 //!   rotation more often than that (infra/ ships an EventBridge Scheduler schedule).
 //! - `deploy-key` (an *updater*): an Ed25519 SSH deploy key generated here; setSecret registers
-//!   its public key on the repository under a title that carries the version id; finishSecret
-//!   deletes every key of ours that the current version does not hold.
+//!   its public key on the repository under a title that names this secret (a digest of its ARN)
+//!   and the version; finishSecret deletes this secret's keys that the current version does not
+//!   hold, never another secret's (two secrets may rotate keys on one repository).
 //!
 //! Managing deploy keys uses a short-lived installation token of the same App
 //! (`administration: write` on the repository), revoked as soon as the step is done.
@@ -19,6 +20,7 @@ use api::Api;
 use async_trait::async_trait;
 use secret::{GhSecret, Kind};
 use serde_json::{Value, json};
+use shared::retry::budget;
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
 
@@ -27,7 +29,9 @@ pub const ROTATOR: &str = "github-token";
 /// The variables this rotator reads besides `shared::config::ENV`.
 pub const ENV: &[&str] = &["GITHUB_API_URL", "REVOKE_PREVIOUS"];
 
-/// Deploy keys we manage are titled with this prefix and the version id.
+/// Deploy keys we manage are titled with this prefix, the secret's tag and the version id
+/// (`secrets-manager-rotation <tag> <version>`); before the tag existed, the prefix and the
+/// version only.
 pub const TITLE_PREFIX: &str = "secrets-manager-rotation ";
 
 pub struct GitHubToken {
@@ -57,18 +61,30 @@ impl GitHubToken {
     }
 
     /// The App's private key, from its own secret: the PEM itself, or JSON with `private_key`.
+    /// Errors name the field that points at it and its ARN.
     async fn app_key(&self, v: &Versions<'_>, s: &GhSecret) -> Result<SecretString, Error> {
         const WHICH: &str = "private key secret";
-        let raw = v.other_secret(&s.private_key_secret_arn).await?;
+        let arn = &s.private_key_secret_arn;
+        let raw = v.other_secret(arn).await.map_err(|e| {
+            Error::target(format!(
+                "the App's private key secret {arn} (field `private_key_secret_arn`) cannot be read: {e}"
+            ))
+        })?;
+        let bad = |problem: &str| {
+            Error::value(
+                WHICH,
+                format!("{arn} (field `private_key_secret_arn`): {problem}"),
+            )
+        };
         let pem = match raw.json_object() {
             Ok(map) => match map.get("private_key").and_then(Value::as_str) {
                 Some(pem) => SecretString::from(pem),
-                None => return Err(Error::value(WHICH, "field `private_key` is missing")),
+                None => return Err(bad("field `private_key` is missing")),
             },
             Err(_) => raw,
         };
         if !pem.expose().contains("PRIVATE KEY-----") {
-            return Err(Error::value(WHICH, "it holds no private key in PEM form"));
+            return Err(bad("it holds no private key in PEM form"));
         }
         Ok(pem)
     }
@@ -87,7 +103,13 @@ impl GitHubToken {
         });
         Ok(self
             .api
-            .mint(s.app_id, &pem, s.installation_id, &scope)
+            .mint(
+                s.app_id,
+                &pem,
+                s.installation_id,
+                &scope,
+                budget(v.deadline()),
+            )
             .await?
             .token)
     }
@@ -102,7 +124,7 @@ impl GitHubToken {
     ) -> Result<T, Error> {
         let token = self.manager(v, s, write).await?;
         let result = f(&token).await;
-        if let Err(e) = self.api.revoke(&token).await {
+        if let Err(e) = self.api.revoke(&token, budget(v.deadline())).await {
             tracing::warn!(error = %e, "could not revoke the management token; it expires within the hour");
         }
         result
@@ -134,8 +156,42 @@ fn same_target(pending: &GhSecret, current: &GhSecret) -> Result<(), Error> {
     Ok(())
 }
 
-fn title(version: &str) -> String {
-    format!("{TITLE_PREFIX}{version}")
+/// A short tag that names one secret in deploy-key titles: the first 12 hex digits of the
+/// SHA-256 of its ARN (stable, and not a secret).
+fn secret_tag(arn: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(arn.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The title of this secret's key for `version`.
+pub fn title(arn: &str, version: &str) -> String {
+    format!("{TITLE_PREFIX}{} {version}", secret_tag(arn))
+}
+
+/// Who a deploy key's title says it belongs to.
+#[derive(Debug, PartialEq, Eq)]
+enum Owner<'a> {
+    /// Titled by this function, for the secret with this tag.
+    Secret { tag: &'a str, version: &'a str },
+    /// Titled by an earlier version of this function (no tag): any secret's.
+    Untagged { version: &'a str },
+    /// Not ours at all.
+    Other,
+}
+
+fn owner_of(title: &str) -> Owner<'_> {
+    let Some(rest) = title.strip_prefix(TITLE_PREFIX) else {
+        return Owner::Other;
+    };
+    match rest.split_once(' ') {
+        Some((tag, version)) if !version.contains(' ') => Owner::Secret { tag, version },
+        Some(_) => Owner::Other,
+        None => Owner::Untagged { version: rest },
+    }
 }
 
 /// The `type base64` part of an OpenSSH public key (GitHub drops the comment).
@@ -181,7 +237,13 @@ impl Target for GitHubToken {
                 }
                 let minted = self
                     .api
-                    .mint(current.app_id, &pem, current.installation_id, &scope)
+                    .mint(
+                        current.app_id,
+                        &pem,
+                        current.installation_id,
+                        &scope,
+                        budget(v.deadline()),
+                    )
                     .await?;
                 Ok(current.with(
                     minted.token.expose(),
@@ -192,16 +254,18 @@ impl Target for GitHubToken {
                 ))
             }
             Kind::DeployKey => {
-                let (private, public) = generate_key(&title(v.token()))?;
+                let (private, public) = generate_key(&title(v.arn(), v.token()))?;
                 Ok(current.with(private.expose(), &[("public_key", public.into())]))
             }
         }
     }
 
-    async fn discard(&self, _v: &Versions<'_>, minted: &SecretString) -> Result<(), Error> {
+    async fn discard(&self, v: &Versions<'_>, minted: &SecretString) -> Result<(), Error> {
         let minted = GhSecret::parse(minted, AWSPENDING)?;
         match (minted.kind, &minted.credential) {
-            (Kind::InstallationToken, Some(token)) => self.api.revoke(token).await,
+            (Kind::InstallationToken, Some(token)) => {
+                self.api.revoke(token, budget(v.deadline())).await
+            }
             _ => Ok(()),
         }
     }
@@ -215,26 +279,43 @@ impl Target for GitHubToken {
         }
         let (owner, repo) = (pending.str_field("owner"), pending.str_field("repo"));
         let public = pending.str_field("public_key").to_owned();
-        let want = title(v.token());
+        let want = title(v.arn(), v.token());
+        let until = budget(v.deadline());
         self.managed(v, &pending, true, async |token| {
-            let keys = self.api.keys(token, owner, repo).await?;
-            match keys.iter().find(|k| k.title == want) {
+            let keys = self.api.keys(token, owner, repo, until).await?;
+            match find_pending(&keys, &want, v.token(), &public) {
                 Some(k)
-                    if key_body(&k.key) == key_body(&public)
-                        && k.read_only == pending.read_only() =>
+                    if k.read_only == pending.read_only()
+                        && key_body(&k.key) == key_body(&public) =>
                 {
                     Ok(())
                 }
                 Some(k) => {
                     // Ours for this version but not this key (a value replaced by hand): redo it.
-                    self.api.delete_key(token, owner, repo, k.id).await?;
+                    self.api.delete_key(token, owner, repo, k.id, until).await?;
                     self.api
-                        .add_key(token, owner, repo, &want, &public, pending.read_only())
+                        .add_key(
+                            token,
+                            owner,
+                            repo,
+                            &want,
+                            &public,
+                            pending.read_only(),
+                            until,
+                        )
                         .await
                 }
                 None => {
                     self.api
-                        .add_key(token, owner, repo, &want, &public, pending.read_only())
+                        .add_key(
+                            token,
+                            owner,
+                            repo,
+                            &want,
+                            &public,
+                            pending.read_only(),
+                            until,
+                        )
                         .await
                 }
             }
@@ -252,7 +333,7 @@ impl Target for GitHubToken {
                     .credential
                     .as_ref()
                     .ok_or_else(|| Error::value(AWSPENDING, "field `token` is missing"))?;
-                let reached = self.api.repositories(token).await?;
+                let reached = self.api.repositories(token, budget(v.deadline())).await?;
                 if let Some(Value::Array(asked)) = pending.field("repositories") {
                     let mut want: Vec<&str> = asked.iter().filter_map(Value::as_str).collect();
                     let mut got: Vec<&str> = reached
@@ -271,15 +352,19 @@ impl Target for GitHubToken {
             }
             Kind::DeployKey => {
                 let (owner, repo) = (pending.str_field("owner"), pending.str_field("repo"));
-                let public = key_body(pending.str_field("public_key"));
-                let want = title(v.token());
+                let public = pending.str_field("public_key");
+                let want = title(v.arn(), v.token());
+                let until = budget(v.deadline());
                 let keys = self
                     .managed(v, &pending, false, async |t| {
-                        self.api.keys(t, owner, repo).await
+                        self.api.keys(t, owner, repo, until).await
                     })
                     .await?;
-                match keys.iter().find(|k| k.title == want) {
-                    Some(k) if key_body(&k.key) == public && k.read_only == pending.read_only() => {
+                match find_pending(&keys, &want, v.token(), public) {
+                    Some(k)
+                        if key_body(&k.key) == key_body(public)
+                            && k.read_only == pending.read_only() =>
+                    {
                         Ok(())
                     }
                     Some(_) => Err(Error::target(format!(
@@ -308,18 +393,37 @@ impl Target for GitHubToken {
                 };
                 match previous {
                     Some(old) if Some(&old) != current.credential.as_ref() => {
-                        self.api.revoke(&old).await
+                        self.api.revoke(&old, budget(v.deadline())).await
                     }
                     _ => Ok(()),
                 }
             }
             Kind::DeployKey => {
                 let (owner, repo) = (current.str_field("owner"), current.str_field("repo"));
-                let keep = title(v.labels().version_with(AWSCURRENT).unwrap_or(v.token()));
+                let current_version = v.labels().version_with(AWSCURRENT).unwrap_or(v.token());
+                let keep = title(v.arn(), current_version);
+                let tag = secret_tag(v.arn());
+                // Untagged keys are this secret's only when their key is a version's of it.
+                let mut ours_untagged = Vec::new();
+                if let Some(p) = v.previous().await? {
+                    if let Ok(p) = GhSecret::parse(p, AWSPREVIOUS) {
+                        ours_untagged.push(key_body(p.str_field("public_key")));
+                    }
+                }
+                let current_key = key_body(current.str_field("public_key"));
+                let until = budget(v.deadline());
                 self.managed(v, &current, true, async |token| {
-                    for k in self.api.keys(token, owner, repo).await? {
-                        if k.title.starts_with(TITLE_PREFIX) && k.title != keep {
-                            self.api.delete_key(token, owner, repo, k.id).await?;
+                    for k in self.api.keys(token, owner, repo, until).await? {
+                        let stale = match owner_of(&k.title) {
+                            Owner::Secret { tag: t, .. } => t == tag && k.title != keep,
+                            Owner::Untagged { .. } => {
+                                let body = key_body(&k.key);
+                                body != current_key && ours_untagged.contains(&body)
+                            }
+                            Owner::Other => false,
+                        };
+                        if stale {
+                            self.api.delete_key(token, owner, repo, k.id, until).await?;
                         }
                     }
                     Ok(())
@@ -327,5 +431,52 @@ impl Target for GitHubToken {
                 .await
             }
         }
+    }
+}
+
+/// This version's key among a repository's keys: titled for this secret and version, or (from an
+/// earlier version of this function) untagged for this version with the same key material.
+fn find_pending<'k>(
+    keys: &'k [api::DeployKey],
+    want: &str,
+    version: &str,
+    public: &str,
+) -> Option<&'k api::DeployKey> {
+    keys.iter().find(|k| k.title == want).or_else(|| {
+        keys.iter().find(|k| {
+            owner_of(&k.title) == Owner::Untagged { version }
+                && key_body(&k.key) == key_body(public)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_name_the_secret_and_the_version() {
+        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:ci-key-AbCdEf";
+        let t = title(arn, "v1");
+        assert!(t.starts_with(TITLE_PREFIX), "{t}");
+        let tag = secret_tag(arn);
+        assert_eq!(tag.len(), 12);
+        assert_ne!(
+            tag,
+            secret_tag("arn:aws:secretsmanager:us-east-1:1:secret:write-key-XyZ")
+        );
+        assert_eq!(
+            owner_of(&t),
+            Owner::Secret {
+                tag: &tag,
+                version: "v1"
+            }
+        );
+        assert_eq!(
+            owner_of("secrets-manager-rotation 1b2c"),
+            Owner::Untagged { version: "1b2c" }
+        );
+        assert_eq!(owner_of("laptop of alice"), Owner::Other);
+        assert_eq!(owner_of("secrets-manager-rotation a b c"), Owner::Other);
     }
 }
