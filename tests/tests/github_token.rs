@@ -18,6 +18,9 @@ const FULL: u64 = 7;
 const NARROW: u64 = 8;
 /// Suspended: GitHub answers 403.
 const SUSPENDED: u64 = 9;
+/// Installed on 150 repositories (acme/r000 to acme/r149), administration write: more than one
+/// page of anything at GitHub's largest page size.
+const MANY: u64 = 10;
 
 fn perms(pairs: &[(&str, &str)]) -> Map<String, Value> {
     pairs
@@ -72,6 +75,19 @@ impl Rig {
                     app_id: APP,
                     repos: vec!["acme/readonly".into()],
                     permissions: perms(&[("contents", "read"), ("metadata", "read")]),
+                    suspended: false,
+                },
+            ),
+            (
+                MANY,
+                Installation {
+                    app_id: APP,
+                    repos: (0..150).map(|i| format!("acme/r{i:03}")).collect(),
+                    permissions: perms(&[
+                        ("contents", "read"),
+                        ("metadata", "read"),
+                        ("administration", "write"),
+                    ]),
                     suspended: false,
                 },
             ),
@@ -559,4 +575,159 @@ async fn deploy_keys_survive_a_crash_after_every_call() {
     let n = crash_everywhere(true).await;
     assert!(n >= 15, "{n}");
     println!("deploy key: {n} crashes injected and survived");
+}
+
+/// GitHub pages every list (30 by default, at most 100 per page). A token scoped to 120 of an
+/// installation's 150 repositories passes testSecret only if every page is read; a repository
+/// with 130 other deploy keys still has exactly one of ours after two rotations.
+#[tokio::test]
+async fn lists_longer_than_a_page_are_read_whole() {
+    let mut rig = Rig::new(&[]).await;
+    let mut value = rig.token_secret(MANY);
+    let scope: Vec<String> = (0..120).map(|i| format!("r{i:03}")).collect();
+    value["repositories"] = json!(scope);
+    let arn = rig.secret(value).await;
+    rig.rotate_ok(&arn).await;
+
+    for i in 0..130 {
+        let (_, public) = ed25519_public(i);
+        rig.gh
+            .seed_key("acme/r007", &format!("someone's key {i}"), &public);
+    }
+    let mut value = rig.key_secret("r007");
+    value["installation_id"] = json!(MANY);
+    let arn = rig.secret(value).await;
+    for _ in 0..2 {
+        rig.rotate_ok(&arn).await;
+    }
+    let keys = rig.gh.state.lock().unwrap().keys["acme/r007"].clone();
+    let ours: Vec<_> = keys
+        .iter()
+        .filter(|k| k.title.starts_with(github_token::TITLE_PREFIX))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        1,
+        "{:?}",
+        ours.iter().map(|k| &k.title).collect::<Vec<_>>()
+    );
+    assert_eq!(keys.len(), 131, "every other key is still there");
+    let pages = rig
+        .gh
+        .exchanges()
+        .iter()
+        .filter(|x| x.path == "/repos/acme/r007/keys" && x.method == "GET")
+        .count();
+    assert!(pages >= 4, "{pages} list requests");
+}
+
+/// A distinct, valid OpenSSH Ed25519 public key per seed.
+fn ed25519_public(seed: u8) -> (ssh_key::PrivateKey, String) {
+    let pair = ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]);
+    let private =
+        ssh_key::PrivateKey::new(ssh_key::private::KeypairData::Ed25519(pair), "seed").unwrap();
+    let public = private.public_key().to_openssh().unwrap();
+    (private, public)
+}
+
+/// Two secrets rotating deploy keys on one repository (a read-only CI key and a write key) never
+/// delete each other's keys.
+#[tokio::test]
+async fn two_secrets_on_one_repository_keep_their_own_keys() {
+    let mut rig = Rig::new(&[]).await;
+    let ci = rig.secret(rig.key_secret("api")).await;
+    let mut write = rig.key_secret("api");
+    write["read_only"] = json!(false);
+    let write = rig.secret(write).await;
+    for arn in [&ci, &write, &ci, &write, &ci] {
+        rig.rotate_ok(arn).await;
+    }
+    let keys = rig.gh.state.lock().unwrap().keys["acme/api"].clone();
+    for arn in [&ci, &write] {
+        let current = rig.value(arn, AWSCURRENT).await;
+        let body = current["public_key"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .nth(1);
+        assert!(
+            keys.iter().any(|k| k.key.split_whitespace().nth(1) == body),
+            "{arn}'s current key was deleted"
+        );
+    }
+    assert_eq!(
+        keys.len(),
+        2,
+        "{:?}",
+        keys.iter().map(|k| &k.title).collect::<Vec<_>>()
+    );
+}
+
+/// Rate limits: a primary (403, x-ratelimit-reset) or secondary (429, Retry-After) limit that
+/// lifts within the invocation is waited out; one that does not fails cleanly, naming the limit,
+/// and changes nothing.
+#[tokio::test]
+async fn rate_limits_are_waited_out_or_named() {
+    for secondary in [false, true] {
+        let mut rig = Rig::new(&[]).await;
+        let arn = rig.secret(rig.token_secret(FULL)).await;
+        let limit = |secs: u64| e2e::github::RateLimit {
+            until: std::time::SystemTime::now() + Duration::from_secs(secs),
+            secondary,
+        };
+        rig.gh.state.lock().unwrap().rate_limit = Some(limit(2));
+        rig.rotate_ok(&arn).await;
+        assert!(
+            rig.gh.state.lock().unwrap().limited > 0,
+            "the limit was never hit"
+        );
+
+        rig.gh.state.lock().unwrap().rate_limit = Some(limit(600));
+        let err = rig.fails(&arn).await;
+        let want = if secondary { "HTTP 429" } else { "HTTP 403" };
+        assert!(
+            err.contains("rate limited") && err.contains(want) && err.contains("resets in"),
+            "{err}"
+        );
+    }
+}
+
+/// GitHub's own detail (`errors[].message`) reaches the step's error.
+#[tokio::test]
+async fn a_key_already_in_use_is_named() {
+    let mut rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.key_secret("docs")).await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    driver::step(
+        &mut rig.function,
+        Step::Create,
+        &arn,
+        &token,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let pending = stack::json_value(&rig.store, &arn, AWSPENDING).await;
+    // Someone registered the same public key by hand, under another title.
+    rig.gh.seed_key(
+        "acme/docs",
+        "copied by hand",
+        pending["public_key"].as_str().unwrap(),
+    );
+    let err = driver::step(
+        &mut rig.function,
+        Step::Set,
+        &arn,
+        &token,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.contains("HTTP 422 Validation Failed: key is already in use"),
+        "{err}"
+    );
 }
