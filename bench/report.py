@@ -76,7 +76,7 @@ lines += [
     "## Warm rotation, memory and API calls",
     "",
     "One long-lived process rotating a new secret each time through the local rotate-secret driver.",
-    "API calls are counted by a proxy between the function and moto, for one whole rotation.",
+    "API calls are counted by a proxy between the function and moto (GitHub calls by the stand-in), for one whole rotation.",
     "",
     "| rotator | rotation median ms | createSecret | setSecret | testSecret | finishSecret | peak RSS MB | Secrets Manager calls (strict minimum) |",
     "|---|---|---|---|---|---|---|---|",

@@ -84,11 +84,28 @@ async fn warm(bin_dir: &Path, subject: Subject, rotations: usize) -> Value {
     for _ in 0..rotations {
         let arn = subject.new_secret(&client).await;
         counts.take();
+        let gh_before = github_exchanges(subject).await;
         let r = driver::rotate(&client, &mut f, &arn, &options(subject))
             .await
             .unwrap();
         assert!(r.succeeded(), "{:?}", r.steps);
         calls = counts.take();
+        if let Subject::GitHubToken = subject {
+            // GitHub calls come from the stand-in's record, by method and path template.
+            for x in &subject::github().await.gh.exchanges()[gh_before..] {
+                let path: Vec<&str> = x
+                    .path
+                    .split('/')
+                    .map(|seg| match seg.parse::<u64>() {
+                        Ok(_) => "{id}",
+                        Err(_) => seg,
+                    })
+                    .collect();
+                *calls
+                    .entry(format!("GitHub:{} {}", x.method, path.join("/")))
+                    .or_insert(0) += 1;
+            }
+        }
         for s in &r.steps {
             per_step.entry(s.step.as_str()).or_default().push(s.millis);
         }
@@ -109,6 +126,14 @@ async fn warm(bin_dir: &Path, subject: Subject, rotations: usize) -> Value {
         "secrets_manager_calls": sm_calls,
         "peak_rss_kib": peak_rss_kib,
     })
+}
+
+/// How many requests the GitHub stand-in has answered so far (0 for the other subjects).
+async fn github_exchanges(subject: Subject) -> usize {
+    match subject {
+        Subject::GitHubToken => subject::github().await.gh.exchanges().len(),
+        _ => 0,
+    }
 }
 
 /// `n` secrets rotated at once, each by its own function process (as Lambda would scale out).

@@ -3,22 +3,67 @@
 
 use aws_sdk_secretsmanager::Client;
 use e2e::db::{Kind, unique_user};
+use e2e::github::{GitHub, Installation};
 use e2e::iam::{self, Admin, PATH};
 use e2e::stack;
 use serde_json::json;
+use tokio::sync::OnceCell;
+
+/// The GitHub stand-in the GitHub rotator is measured against (one App, one installation on
+/// acme/api with administration write), and the secret holding the App's key.
+pub struct GitHubStandIn {
+    pub gh: GitHub,
+    pub key_arn: String,
+}
+
+const APP: u64 = 42;
+const INSTALLATION: u64 = 7;
+
+pub async fn github() -> &'static GitHubStandIn {
+    static GH: OnceCell<GitHubStandIn> = OnceCell::const_new();
+    GH.get_or_init(|| async {
+        let read = |var: &str| std::fs::read_to_string(std::env::var(var).unwrap()).unwrap();
+        let install = Installation {
+            app_id: APP,
+            repos: vec!["acme/api".into()],
+            permissions: [("contents", "read"), ("administration", "write")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect(),
+            suspended: false,
+        };
+        let gh = GitHub::start(
+            APP,
+            &read("TEST_GITHUB_APP_PUB"),
+            vec![(INSTALLATION, install)],
+        )
+        .await;
+        let client = stack::client().await;
+        let key_arn = stack::create_secret(
+            &client,
+            &stack::unique("bench-gh-key"),
+            &read("TEST_GITHUB_APP_KEY"),
+        )
+        .await;
+        GitHubStandIn { gh, key_arn }
+    })
+    .await
+}
 
 #[derive(Clone, Copy, Debug)]
 pub enum Subject {
     RandomPassword,
     DbPostgres,
     IamAccessKey,
+    GitHubToken,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 3] = [
+    pub const ALL: [Subject; 4] = [
         Subject::RandomPassword,
         Subject::DbPostgres,
         Subject::IamAccessKey,
+        Subject::GitHubToken,
     ];
 
     pub fn binary(self) -> &'static str {
@@ -26,6 +71,7 @@ impl Subject {
             Subject::RandomPassword => "rotate-random-password",
             Subject::DbPostgres => "rotate-db-password",
             Subject::IamAccessKey => "rotate-iam-access-key",
+            Subject::GitHubToken => "rotate-github-token",
         }
     }
 
@@ -34,6 +80,7 @@ impl Subject {
             Subject::RandomPassword => "random-password",
             Subject::DbPostgres => "db-password (PostgreSQL)",
             Subject::IamAccessKey => "iam-access-key",
+            Subject::GitHubToken => "github-token (installation token)",
         }
     }
 
@@ -70,6 +117,9 @@ impl Subject {
                 env.push(("AWS_SECRET_ACCESS_KEY".into(), secret));
                 env.push(("OLD_KEY_ACTION".into(), "delete".into()));
             }
+            Subject::GitHubToken => {
+                env.push(("GITHUB_API_URL".into(), github().await.gh.url.clone()));
+            }
         }
         env
     }
@@ -88,6 +138,10 @@ impl Subject {
                 let user = unique_user("bench_app");
                 let (key, secret) = admin.user(&user, PATH).await;
                 json!({"UserName": user, "AccessKeyId": key, "SecretAccessKey": secret})
+            }
+            Subject::GitHubToken => {
+                json!({"kind": "app-installation-token", "app_id": APP, "installation_id": INSTALLATION,
+                       "private_key_secret_arn": github().await.key_arn})
             }
         };
         stack::create_secret(client, &stack::unique("bench"), &value.to_string()).await
