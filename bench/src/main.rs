@@ -3,8 +3,9 @@
 //!
 //! usage: rotation-bench BIN_DIR [COLD_RUNS] [WARM_ROTATIONS]
 
-mod proxy;
 mod subject;
+
+use e2e::proxy;
 
 use e2e::driver::{self, Options};
 use e2e::runtime_api::{Function, Reply};

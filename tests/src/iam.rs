@@ -162,3 +162,51 @@ pub async fn caller(key_id: &str, secret: &str) -> Result<String, String> {
 pub fn user_arn(name: &str, path: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:user{path}{name}")
 }
+
+/// IAM as it really is, eventually consistent: a proxy to the authenticating moto that leaves a
+/// key out of `ListAccessKeys` until `lag` after it was first seen (in `CreateAccessKey`'s
+/// answer). Returns the URL to give the function as `AWS_ENDPOINT_URL`.
+pub async fn lagging(lag: std::time::Duration) -> String {
+    use hyper::body::Bytes;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let rewrite: crate::proxy::Rewrite = Arc::new(move |op: &str, body: Bytes| {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let id_of = |s: &str| {
+            let start = s.find("<AccessKeyId>")? + "<AccessKeyId>".len();
+            Some(s[start..].split('<').next()?.to_owned())
+        };
+        let mut seen = seen.lock().unwrap();
+        if op == "IAM:CreateAccessKey" {
+            if let Some(id) = id_of(&text) {
+                seen.insert(id, Instant::now());
+            }
+            return body;
+        }
+        if op != "IAM:ListAccessKeys" {
+            return body;
+        }
+        // Drop each <member> whose key is younger than the lag.
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(open) = rest.find("<member>") {
+            let close = rest[open..]
+                .find("</member>")
+                .map_or(rest.len(), |c| open + c + 9);
+            let member = &rest[open..close];
+            out.push_str(&rest[..open]);
+            let young = id_of(member)
+                .and_then(|id| seen.get(&id).copied())
+                .is_some_and(|t| t.elapsed() < lag);
+            if !young {
+                out.push_str(member);
+            }
+            rest = &rest[close..];
+        }
+        out.push_str(rest);
+        Bytes::from(out)
+    });
+    crate::proxy::start_with(url(), Some(rewrite)).await.0
+}

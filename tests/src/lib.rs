@@ -5,6 +5,7 @@ pub mod db;
 pub mod driver;
 pub mod github;
 pub mod iam;
+pub mod proxy;
 pub mod runtime_api;
 pub mod stack;
 

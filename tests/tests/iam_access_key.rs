@@ -29,11 +29,16 @@ impl Rig {
     }
 
     async fn with_put(old_key_action: &str, put: bool) -> Self {
+        Self::at(old_key_action, put, iam::url()).await
+    }
+
+    /// The function talks to IAM (and Secrets Manager) at `endpoint`.
+    async fn at(old_key_action: &str, put: bool, endpoint: String) -> Self {
         let admin = Admin::connect().await;
         let rotator = e2e::db::unique_user("rotator");
         let (key, secret) = admin.rotator(&rotator, put).await;
         let env: Vec<(String, String)> = [
-            ("AWS_ENDPOINT_URL", iam::url()),
+            ("AWS_ENDPOINT_URL", endpoint),
             ("AWS_ACCESS_KEY_ID", key),
             ("AWS_SECRET_ACCESS_KEY", secret),
             ("OLD_KEY_ACTION", old_key_action.to_owned()),
@@ -396,4 +401,20 @@ async fn a_function_without_iam_permissions_changes_nothing() {
     assert!(err.contains("AccessDenied"), "{err}");
     assert_eq!(rig.admin.keys(&user).await, vec![(k0.clone(), true)]);
     assert_eq!(rig.current_key(&arn).await.0, k0);
+}
+
+/// IAM is eventually consistent: a key just minted may be missing from `ListAccessKeys` for a few
+/// seconds. setSecret keeps looking within the invocation's deadline instead of failing.
+#[tokio::test]
+async fn set_waits_for_a_new_key_to_show_in_iam() {
+    let lag = Duration::from_secs(2);
+    let mut rig = Rig::at("deactivate", true, iam::lagging(lag).await).await;
+    let (_, arn, _, _) = rig.user_and_secret().await;
+    let r = rig.rotate_ok(&arn).await;
+    let set = r.steps.iter().find(|s| s.step == Step::Set).unwrap();
+    assert!(
+        set.millis >= 1000.0,
+        "setSecret took {} ms: the lagging stand-in did not hide the new key",
+        set.millis
+    );
 }

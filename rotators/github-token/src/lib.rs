@@ -405,10 +405,10 @@ impl Target for GitHubToken {
                 let tag = secret_tag(v.arn());
                 // Untagged keys are this secret's only when their key is a version's of it.
                 let mut ours_untagged = Vec::new();
-                if let Some(p) = v.previous().await? {
-                    if let Ok(p) = GhSecret::parse(p, AWSPREVIOUS) {
-                        ours_untagged.push(key_body(p.str_field("public_key")));
-                    }
+                if let Some(p) = v.previous().await?
+                    && let Ok(p) = GhSecret::parse(p, AWSPREVIOUS)
+                {
+                    ours_untagged.push(key_body(p.str_field("public_key")));
                 }
                 let current_key = key_body(current.str_field("public_key"));
                 let until = budget(v.deadline());

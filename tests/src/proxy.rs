@@ -1,5 +1,7 @@
-//! A counting HTTP proxy between a function and moto: every AWS API call the function makes is
-//! counted by service and operation, from outside the function.
+//! An HTTP proxy between a function and moto: every AWS API call the function makes is counted by
+//! service and operation, from outside the function (the benchmarks), and an answer may be
+//! rewritten on its way back, to make a stand-in behave as the real service does (IAM's eventual
+//! consistency, `iam::lagging`).
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -46,8 +48,16 @@ fn operation(req: &hyper::http::request::Parts, body: &[u8]) -> String {
     format!("{service}:{action}")
 }
 
+/// Rewrites the body of an answer to the given operation (`IAM:ListAccessKeys`, ...).
+pub type Rewrite = Arc<dyn Fn(&str, Bytes) -> Bytes + Send + Sync>;
+
 /// Starts the proxy on a loopback port; returns its URL and the counts.
 pub async fn start(upstream: String) -> (String, Arc<Counts>) {
+    start_with(upstream, None).await
+}
+
+/// Like `start`, with every answer passed through `rewrite`.
+pub async fn start_with(upstream: String, rewrite: Option<Rewrite>) -> (String, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let counts = Arc::new(Counts::default());
@@ -56,20 +66,25 @@ pub async fn start(upstream: String) -> (String, Arc<Counts>) {
     let shared = counts.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (client, counts, upstream) = (client.clone(), shared.clone(), upstream.clone());
+            let (client, counts, upstream, rewrite) = (
+                client.clone(),
+                shared.clone(),
+                upstream.clone(),
+                rewrite.clone(),
+            );
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (client, counts, upstream) =
-                        (client.clone(), counts.clone(), upstream.clone());
+                    let (client, counts, upstream, rewrite) = (
+                        client.clone(),
+                        counts.clone(),
+                        upstream.clone(),
+                        rewrite.clone(),
+                    );
                     async move {
                         let (mut parts, body) = req.into_parts();
                         let bytes = body.collect().await?.to_bytes();
-                        *counts
-                            .0
-                            .lock()
-                            .unwrap()
-                            .entry(operation(&parts, &bytes))
-                            .or_default() += 1;
+                        let op = operation(&parts, &bytes);
+                        *counts.0.lock().unwrap().entry(op.clone()).or_default() += 1;
                         let path = parts
                             .uri
                             .path_and_query()
@@ -80,8 +95,12 @@ pub async fn start(upstream: String) -> (String, Arc<Counts>) {
                             .request(Request::from_parts(parts, Full::new(bytes)))
                             .await;
                         let answer = answer.unwrap_or_else(|e| panic!("proxy to {upstream}: {e}"));
-                        let (parts, body) = answer.into_parts();
-                        let bytes = body.collect().await?.to_bytes();
+                        let (mut parts, body) = answer.into_parts();
+                        let mut bytes = body.collect().await?.to_bytes();
+                        if let Some(rewrite) = &rewrite {
+                            bytes = rewrite(&op, bytes);
+                            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+                        }
                         Ok::<_, hyper::Error>(Response::from_parts(parts, Full::new(bytes)))
                     }
                 });
