@@ -65,6 +65,9 @@ for x in exchanges:
         status = str(x["status"])
         if status in responses:
             response = responses[status]
+        elif status.startswith("5"):
+            # An outage: GitHub may answer 5xx on any call, with any body.
+            continue
         elif status == "401" or (status in ("403", "429") and "rate limit" in str((x["response"] or {}).get("message", ""))):
             # GitHub answers 401, and rate limits (403/429), on any call; the description lists
             # them on a few operations only.

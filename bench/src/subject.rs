@@ -115,6 +115,7 @@ impl Subject {
                 let (key, secret) = admin.rotator(&name, true).await;
                 env.push(("AWS_ACCESS_KEY_ID".into(), key));
                 env.push(("AWS_SECRET_ACCESS_KEY".into(), secret));
+                env.push(("RETIRE_PREVIOUS".into(), "finish".into()));
                 env.push(("OLD_KEY_ACTION".into(), "delete".into()));
             }
             Subject::GitHubToken => {

@@ -39,18 +39,18 @@ locals {
     "iam-access-key" = {
       binary      = "rotate-iam-access-key"
       description = "Rotates the access key of one IAM user per secret."
-      env         = { OLD_KEY_ACTION = var.old_key_action }
+      env         = var.retire_previous == "finish" ? { OLD_KEY_ACTION = var.old_key_action } : {}
       statements = [{
         Sid      = "KeysOfUsersUnderThePath"
         Effect   = "Allow"
-        Action   = ["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:GetUser"]
+        Action   = ["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:GetUser", "iam:GetAccessKeyLastUsed"]
         Resource = ["arn:${local.partition}:iam::${local.account}:user${var.iam_user_path}*"]
       }]
     }
     "github-token" = {
       binary      = "rotate-github-token"
       description = "Rotates GitHub App installation tokens and repository deploy keys."
-      env         = { GITHUB_API_URL = var.github_api_url, REVOKE_PREVIOUS = tostring(var.github_revoke_previous) }
+      env         = { GITHUB_API_URL = var.github_api_url }
       statements = length(var.github_app_key_secret_arns) == 0 ? [] : [{
         Sid      = "ReadAppPrivateKeys"
         Effect   = "Allow"
@@ -155,7 +155,7 @@ resource "aws_lambda_function" "rotator" {
   timeout          = 60
 
   environment {
-    variables = merge({ LOG_LEVEL = "info", METRICS_NAMESPACE = "SecretsRotation" }, each.value.env)
+    variables = merge({ LOG_LEVEL = "info", METRICS_NAMESPACE = "SecretsRotation", RETIRE_PREVIOUS = var.retire_previous }, each.value.env)
   }
 
   dynamic "vpc_config" {

@@ -50,13 +50,23 @@ variable "iam_user_path" {
   default     = "/rotated/"
 }
 
+variable "retire_previous" {
+  description = "When every rotator retires the credential that became AWSPREVIOUS: next-rotation (it keeps working until the next rotation) or finish."
+  type        = string
+  default     = "next-rotation"
+  validation {
+    condition     = contains(["next-rotation", "finish"], var.retire_previous)
+    error_message = "retire_previous must be next-rotation or finish."
+  }
+}
+
 variable "old_key_action" {
-  description = "What the IAM rotator does with the previous key: deactivate, delete or keep."
+  description = "With retire_previous = finish, what the IAM rotator does to the previous key in finishSecret: deactivate or delete."
   type        = string
   default     = "deactivate"
   validation {
-    condition     = contains(["deactivate", "delete", "keep"], var.old_key_action)
-    error_message = "old_key_action must be deactivate, delete or keep."
+    condition     = contains(["deactivate", "delete"], var.old_key_action)
+    error_message = "old_key_action must be deactivate or delete."
   }
 }
 
@@ -115,11 +125,6 @@ variable "github_app_key_secret_arns" {
   default     = []
 }
 
-variable "github_revoke_previous" {
-  description = "Revoke the previous installation token after a rotation."
-  type        = bool
-  default     = true
-}
 
 variable "github_token_rotation_minutes" {
   description = "How often EventBridge Scheduler rotates the example installation token (tokens live 60 minutes)."

@@ -39,7 +39,40 @@ pub const ENV: &[&str] = &[
     "LOG_LEVEL",
     "RUST_LOG",
     "METRICS_NAMESPACE",
+    "RETIRE_PREVIOUS",
 ];
+
+/// When the credential that became `AWSPREVIOUS` is retired (`RETIRE_PREVIOUS`), the same for
+/// every rotator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retire {
+    /// `next-rotation` (default): it keeps working until the next rotation retires it first
+    /// thing (in createSecret), so a consumer that read `AWSCURRENT` through a cache just before
+    /// finishSecret still holds a working credential for a whole rotation period.
+    NextRotation,
+    /// `finish`: finishSecret retires it at once.
+    Finish,
+}
+
+impl Retire {
+    pub fn from_env() -> Result<Self, String> {
+        match non_empty_env("RETIRE_PREVIOUS").as_deref().map(str::trim) {
+            None | Some("next-rotation") => Ok(Retire::NextRotation),
+            Some("finish") => Ok(Retire::Finish),
+            Some(other) => Err(format!(
+                "RETIRE_PREVIOUS must be next-rotation or finish, got `{}`",
+                other.escape_debug()
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retire::NextRotation => "next-rotation",
+            Retire::Finish => "finish",
+        }
+    }
+}
 
 pub fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())

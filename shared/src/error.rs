@@ -20,11 +20,19 @@ pub enum Error {
     /// The target service refused or failed.
     #[error("{0}")]
     Target(String),
+    /// The pending credential is provably dead (expired, revoked, deleted; never a network
+    /// error): no retry can make it work, so the protocol abandons the pending version.
+    #[error("{0}")]
+    Dead(String),
 }
 
 impl Error {
     pub fn target(message: impl Into<String>) -> Self {
         Error::Target(message.into())
+    }
+
+    pub fn dead(message: impl Into<String>) -> Self {
+        Error::Dead(message.into())
     }
 
     pub fn value(stage: &'static str, problem: impl Into<String>) -> Self {
@@ -41,6 +49,7 @@ impl Error {
             Error::Store(_) => "store",
             Error::Value { .. } => "value",
             Error::Target(_) => "target",
+            Error::Dead(_) => "dead-pending",
         }
     }
 }

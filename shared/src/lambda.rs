@@ -1,6 +1,7 @@
 //! The Lambda entry point every rotator binary calls: parse the event, run the step inside a span
 //! that names the secret, step and version, and report one summary line and one metric.
 
+use crate::config::Retire;
 use crate::event::RotationEvent;
 use crate::protocol::{self, Outcome};
 use crate::store::{AwsStore, SecretStore};
@@ -19,19 +20,28 @@ pub async fn serve(
     sdk: &SdkConfig,
     target: impl Target + 'static,
 ) -> Result<(), lambda_runtime::Error> {
+    let retire =
+        Retire::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let store = Arc::new(AwsStore::new(crate::config::secrets_manager(sdk)));
     let target = Arc::new(target);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (store, target) = (store.clone(), target.clone());
         async move {
             let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-            handle(&*store, &*target, rotator, &event.payload, Some(deadline))
-                .await
-                .map(|_| Value::Null)
-                .map_err(|message| Diagnostic {
-                    error_type: "RotationStepFailed".into(),
-                    error_message: message,
-                })
+            handle(
+                &*store,
+                &*target,
+                rotator,
+                &event.payload,
+                Some(deadline),
+                retire,
+            )
+            .await
+            .map(|_| Value::Null)
+            .map_err(|message| Diagnostic {
+                error_type: "RotationStepFailed".into(),
+                error_message: message,
+            })
         }
     }))
     .await
@@ -45,8 +55,10 @@ pub async fn handle(
     rotator: &str,
     payload: &Value,
     deadline: Option<SystemTime>,
+    retire: Retire,
 ) -> Result<Outcome, String> {
     let started = Instant::now();
+    crate::telemetry::set_rotator(rotator);
     let event = match RotationEvent::from_value(payload) {
         Ok(event) => event,
         Err(problem) => {
@@ -64,7 +76,7 @@ pub async fn handle(
         version = %event.token,
     );
     async {
-        let result = protocol::run_step(store, target, &event, deadline).await;
+        let result = protocol::run_step(store, target, &event, deadline, retire).await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let step = event.step.as_str();
         match &result {

@@ -1,5 +1,6 @@
 //! The four rotation steps, driven the same way for every target.
 
+use crate::config::Retire;
 use crate::error::{Error, StepError};
 use crate::event::{RotationEvent, Step};
 use crate::gate::{self, Gate};
@@ -24,12 +25,14 @@ impl Outcome {
     }
 }
 
-/// Runs one step of one rotation: one `DescribeSecret` for the gate, then the step.
+/// Runs one step of one rotation: one `DescribeSecret` for the gate, then the step. `retire` says
+/// when the previous credential is retired (`RETIRE_PREVIOUS`).
 pub async fn run_step(
     store: &dyn SecretStore,
     target: &dyn Target,
     event: &RotationEvent,
     deadline: Option<SystemTime>,
+    retire: Retire,
 ) -> Result<Outcome, StepError> {
     let fail = |secret: &str, error: Error| StepError {
         secret: secret.to_owned(),
@@ -45,13 +48,50 @@ pub async fn run_step(
     let gate = gate::check(&meta, &event.token).map_err(|e| fail(&arn, Error::Gate(e)))?;
     let mut versions = Versions::new(store, meta, &event.token, deadline);
     let result = match (event.step, gate) {
-        (Step::Finish, _) => finish(store, target, &mut versions, gate).await,
+        (Step::Finish, _) => finish(store, target, &mut versions, gate, retire).await,
         (_, Gate::AlreadyCurrent) => Ok(Outcome::AlreadyDone),
-        (Step::Create, Gate::Pending) => create(store, target, &versions, event).await,
-        (Step::Set, Gate::Pending) => target.set(&versions).await.map(|()| Outcome::Done),
-        (Step::Test, Gate::Pending) => target.test(&versions).await.map(|()| Outcome::Done),
+        (Step::Create, Gate::Pending) => create(store, target, &versions, event, retire).await,
+        (Step::Set, Gate::Pending) => {
+            abandon_if_dead(store, &versions, target.set(&versions).await)
+                .await
+                .map(|()| Outcome::Done)
+        }
+        (Step::Test, Gate::Pending) => {
+            abandon_if_dead(store, &versions, target.test(&versions).await)
+                .await
+                .map(|()| Outcome::Done)
+        }
     };
     result.map_err(|e| fail(&arn, e))
+}
+
+/// setSecret, testSecret and finishSecret's re-test. A pending credential that is provably dead
+/// can never pass, and Secrets Manager would retry it forever ("a previous rotation isn't
+/// complete") while the current credential ages: take `AWSPENDING` off its version, so the next
+/// rotation starts afresh with a new value. `AWSCURRENT` is not touched.
+async fn abandon_if_dead(
+    store: &dyn SecretStore,
+    v: &Versions<'_>,
+    result: Result<(), Error>,
+) -> Result<(), Error> {
+    match result {
+        Err(Error::Dead(why)) => {
+            let (arn, token) = (v.arn(), v.token());
+            store
+                .move_stage(arn, AWSPENDING, None, Some(token))
+                .await
+                .map_err(|e| {
+                    Error::dead(format!(
+                        "{why}; removing AWSPENDING from version {token} failed ({e}), so the next attempt tries again"
+                    ))
+                })?;
+            tracing::warn!(reason = %why, "the pending credential is dead; AWSPENDING removed so the next rotation starts afresh");
+            Err(Error::dead(format!(
+                "{why}; AWSPENDING was removed from version {token}, so the next rotation starts afresh with a new value (AWSCURRENT is unchanged)"
+            )))
+        }
+        other => other,
+    }
 }
 
 async fn create(
@@ -59,12 +99,18 @@ async fn create(
     target: &dyn Target,
     v: &Versions<'_>,
     event: &RotationEvent,
+    retire: Retire,
 ) -> Result<Outcome, Error> {
     let (arn, token) = (v.arn(), v.token());
     match store.get_value(arn, Some(token), AWSPENDING).await {
         Ok(_) => return Ok(Outcome::AlreadyDone),
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
+    }
+    // The previous rotation's old credential has had a whole rotation period to drain: retire it
+    // before minting (which also frees a slot where the service caps credentials).
+    if retire == Retire::NextRotation {
+        target.retire(v, retire).await?;
     }
     let new = target.create(v).await?;
     let rotation_token = event.rotation_token.as_deref();
@@ -94,6 +140,7 @@ async fn finish(
     target: &dyn Target,
     v: &mut Versions<'_>,
     gate: Gate,
+    retire: Retire,
 ) -> Result<Outcome, Error> {
     let arn = v.arn().to_owned();
     let token = v.token();
@@ -101,7 +148,7 @@ async fn finish(
     if gate == Gate::Pending {
         // Secrets Manager calls finishSecret only after testSecret passed, but a manual or
         // out-of-order invocation must not promote a placeholder or a value that does not work.
-        target.test(v).await?;
+        abandon_if_dead(store, v, target.test(v).await).await?;
         let current = v
             .labels()
             .version_with(AWSCURRENT)
@@ -122,6 +169,8 @@ async fn finish(
         v.move_label(AWSPENDING, None, Some(token))?;
         outcome = Outcome::Done;
     }
-    target.retire(v).await?;
+    if retire == Retire::Finish {
+        target.retire(v, retire).await?;
+    }
     Ok(outcome)
 }

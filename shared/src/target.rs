@@ -1,5 +1,6 @@
 //! What a rotator plugs into the protocol: a `Target`, and the `Versions` it reads values from.
 
+use crate::config::Retire;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::store::{
@@ -38,9 +39,12 @@ pub trait Target: Send + Sync {
     /// testSecret: prove the pending value works against the service.
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error>;
 
-    /// finishSecret, once `AWSCURRENT` is on the new version: retire the credential now labelled
-    /// `AWSPREVIOUS`. Runs again whenever finishSecret is retried, so it must be idempotent.
-    async fn retire(&self, v: &Versions<'_>) -> Result<(), Error>;
+    /// Retire the credential labelled `AWSPREVIOUS` (never the `AWSCURRENT` one): in finishSecret
+    /// once `AWSCURRENT` moved (`Retire::Finish`), or first thing in the next rotation's
+    /// createSecret (`Retire::NextRotation`). Runs again on every retry, so it must be idempotent.
+    /// Where the service can tell, a target first asks whether the credential was used after it
+    /// stopped being current and reports it with `Versions::report_previous_in_use`.
+    async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error>;
 }
 
 /// The secret's versions as one step sees them. Values are read on first use and cached, so a
@@ -166,6 +170,30 @@ impl<'a> Versions<'a> {
             .unwrap()
             .insert(secret_id.to_owned(), value.clone());
         Ok(value)
+    }
+
+    /// When the credential now labelled `AWSPREVIOUS` stopped being current: approximately when
+    /// the `AWSCURRENT` version was created (by the rotation that replaced it, seconds before its
+    /// finishSecret). `None` when the store cannot tell.
+    pub async fn previous_retired_at(&self) -> Result<Option<SystemTime>, Error> {
+        match self.meta.labels.version_with(AWSCURRENT) {
+            Some(id) => Ok(self.store.version_created(&self.meta.arn, id).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Reports a previous credential used after it stopped being current: one warning naming the
+    /// secret and the credential id (never its value) and the EMF metric
+    /// `PreviousCredentialInUse`, so teams find the consumers that never refresh. Information
+    /// only: the rotation goes on.
+    pub fn report_previous_in_use(&self, credential: &str, evidence: &str) {
+        tracing::warn!(
+            secret_id = %self.meta.arn,
+            credential,
+            evidence,
+            "the previous credential was used after it stopped being current: a consumer has not refreshed"
+        );
+        crate::telemetry::previous_in_use(&self.meta.arn, credential);
     }
 
     /// When the version being rotated to was created: the moment this rotation began

@@ -29,6 +29,46 @@ pub fn init() {
         .try_init();
 }
 
+static ROTATOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the rotator in metrics that are not tied to a step's summary.
+pub fn set_rotator(name: &str) {
+    let _ = ROTATOR.set(name.to_owned());
+}
+
+fn namespace() -> String {
+    crate::config::non_empty_env("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into())
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The EMF document of `PreviousCredentialInUse` (count 1, by `Rotator`).
+pub fn previous_in_use_emf(secret: &str, credential: &str) -> serde_json::Value {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": namespace(),
+                "Dimensions": [["Rotator"]],
+                "Metrics": [{"Name": "PreviousCredentialInUse", "Unit": "Count"}]
+            }]
+        },
+        "Rotator": ROTATOR.get().map(String::as_str).unwrap_or("unknown"),
+        "PreviousCredentialInUse": 1,
+        "SecretId": secret,
+        "CredentialId": credential,
+    })
+}
+
+pub fn previous_in_use(secret: &str, credential: &str) {
+    println!("{}", previous_in_use_emf(secret, credential));
+}
+
 pub struct StepMetric<'a> {
     pub rotator: &'a str,
     pub step: &'a str,
@@ -42,12 +82,8 @@ pub struct StepMetric<'a> {
 impl StepMetric<'_> {
     /// The EMF document: metrics by `Rotator` and by `Rotator`+`Step`.
     pub fn to_emf(&self) -> serde_json::Value {
-        let namespace = crate::config::non_empty_env("METRICS_NAMESPACE")
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let namespace = namespace();
+        let millis = now_millis();
         let failed = u8::from(self.failure.is_some());
         serde_json::json!({
             "_aws": {
@@ -101,5 +137,14 @@ mod tests {
         assert_eq!(doc["StepFailed"], 1);
         assert_eq!(doc["StepSucceeded"], 0);
         assert_eq!(doc["Step"], "setSecret");
+    }
+
+    #[test]
+    fn previous_in_use_declares_its_metric() {
+        let doc = previous_in_use_emf("arn:s", "AKIA1");
+        let declared = &doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"];
+        assert_eq!(declared, "PreviousCredentialInUse");
+        assert_eq!(doc["PreviousCredentialInUse"], 1);
+        assert_eq!(doc["CredentialId"], "AKIA1");
     }
 }

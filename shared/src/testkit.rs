@@ -2,6 +2,7 @@
 //! Secrets Manager does, and protocol scenarios. The scenarios run against the in-memory store in
 //! this crate's tests and against moto, through the AWS SDK, in the end-to-end crate.
 
+use crate::config::Retire;
 use crate::error::Error;
 use crate::event::{RotationEvent, Step};
 use crate::protocol::run_step;
@@ -159,6 +160,13 @@ impl<'a> KeyService<'a> {
         self.keys.lock().unwrap().clone()
     }
 
+    /// Deletes the key a secret value holds, as someone outside the rotation might.
+    pub fn revoke(&self, value: &str) {
+        if let Some(k) = key_in(value) {
+            self.keys.lock().unwrap().remove(&k);
+        }
+    }
+
     fn call(&self, what: &str) -> Result<(), Error> {
         self.faults.after(what).map_err(Error::Target)
     }
@@ -216,11 +224,12 @@ impl Target for KeyService<'_> {
         if ok {
             Ok(())
         } else {
-            Err(Error::target("the service refused the pending key"))
+            // The service's key set is authoritative: a key it does not hold is provably dead.
+            Err(Error::dead("the service no longer holds the pending key"))
         }
     }
 
-    async fn retire(&self, v: &Versions<'_>) -> Result<(), Error> {
+    async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
         let current = key_of(v.current().await?, AWSCURRENT)?;
         if let Some(previous) = v.previous().await? {
             let previous = key_of(previous, AWSPREVIOUS)?;
@@ -233,12 +242,23 @@ impl Target for KeyService<'_> {
     }
 }
 
-/// Runs the four steps once; the first failure ends the attempt.
+/// Runs the four steps once, retiring at finishSecret; the first failure ends the attempt.
 pub async fn attempt(
     store: &dyn SecretStore,
     target: &dyn Target,
     secret: &str,
     token: &str,
+) -> Result<(), String> {
+    attempt_with(store, target, secret, token, Retire::Finish).await
+}
+
+/// Runs the four steps once with the given retirement; the first failure ends the attempt.
+pub async fn attempt_with(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    secret: &str,
+    token: &str,
+    retire: Retire,
 ) -> Result<(), String> {
     for step in Step::ALL {
         run_step(
@@ -246,6 +266,7 @@ pub async fn attempt(
             target,
             &RotationEvent::new(step, secret, token),
             None,
+            retire,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -295,6 +316,18 @@ pub async fn check_converged(
     token: &str,
     old: &str,
 ) -> Result<(), String> {
+    check_converged_with(admin, service, secret, token, old, Retire::Finish).await
+}
+
+/// `check_converged`; with `Retire::NextRotation` the service also still holds the previous key.
+pub async fn check_converged_with(
+    admin: &dyn Admin,
+    service: &KeyService<'_>,
+    secret: &str,
+    token: &str,
+    old: &str,
+    retire: Retire,
+) -> Result<(), String> {
     let labels = admin
         .describe(secret)
         .await
@@ -316,7 +349,14 @@ pub async fn check_converged(
         .get_value(secret, None, AWSCURRENT)
         .await
         .map_err(|e| e.to_string())?;
-    let want = BTreeSet::from([key_in(current.value.expose()).unwrap_or_default()]);
+    let mut want = BTreeSet::from([key_in(current.value.expose()).unwrap_or_default()]);
+    if retire == Retire::NextRotation {
+        let previous = admin
+            .get_value(secret, None, AWSPREVIOUS)
+            .await
+            .map_err(|e| e.to_string())?;
+        want.insert(key_in(previous.value.expose()).unwrap_or_default());
+    }
     if service.keys() != want {
         return Err(format!(
             "service keys {:?}, want only {want:?}",
@@ -347,6 +387,103 @@ pub async fn full_rotation_twice(admin: &dyn Admin, name: &str) {
     }
 }
 
+/// With `RETIRE_PREVIOUS=next-rotation`: after a rotation the previous key still works (a consumer
+/// that cached it keeps working); the next rotation retires it before minting.
+pub async fn previous_works_until_the_next_rotation(admin: &dyn Admin, name: &str) {
+    let faults = Faults::default();
+    let service = KeyService::new(&faults);
+    let first = service.seed();
+    let arn = admin.create_secret(name, &first).await;
+    let mut cached = first;
+    for round in 0..3 {
+        let old = current_version(admin, &arn).await;
+        let token = crate::random::version_id();
+        admin.begin_rotation(&arn, &token).await.unwrap();
+        attempt_with(admin, &service, &arn, &token, Retire::NextRotation)
+            .await
+            .unwrap();
+        check_converged_with(admin, &service, &arn, &token, &old, Retire::NextRotation)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(
+            service.accepts(&cached),
+            "round {round}: the value read before the rotation stopped working"
+        );
+        cached = admin
+            .get_value(&arn, None, AWSCURRENT)
+            .await
+            .unwrap()
+            .value
+            .expose()
+            .to_owned();
+        assert_eq!(
+            service.keys().len(),
+            2,
+            "round {round}: at most current + previous"
+        );
+    }
+}
+
+/// A pending key that dies before testSecret (revoked outside the rotation) is abandoned: the step
+/// that finds it fails saying so and takes `AWSPENDING` off the version; `AWSCURRENT` is untouched and keeps
+/// working; the next rotation, with a new token, converges.
+pub async fn dead_pending_is_abandoned(admin: &dyn Admin, name: &str) {
+    let faults = Faults::default();
+    let service = KeyService::new(&faults);
+    let arn = admin.create_secret(name, &service.seed()).await;
+    let old = current_version(admin, &arn).await;
+    let token = crate::random::version_id();
+    admin.begin_rotation(&arn, &token).await.unwrap();
+    for step in [Step::Create, Step::Set] {
+        run_step(
+            admin,
+            &service,
+            &RotationEvent::new(step, &arn, &token),
+            None,
+            Retire::Finish,
+        )
+        .await
+        .unwrap();
+    }
+    let pending = admin
+        .get_value(&arn, Some(&token), AWSPENDING)
+        .await
+        .unwrap();
+    service.revoke(pending.value.expose());
+    let err = run_step(
+        admin,
+        &service,
+        &RotationEvent::new(Step::Test, &arn, &token),
+        None,
+        Retire::Finish,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    for part in [
+        "testSecret",
+        "no longer holds the pending key",
+        "AWSPENDING was removed",
+        &token,
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    let labels = admin.describe(&arn).await.unwrap().labels;
+    assert_eq!(labels.version_with(AWSPENDING), None);
+    assert_eq!(labels.version_with(AWSCURRENT), Some(old.as_str()));
+    check_invariants(admin, &service, &arn, &token)
+        .await
+        .unwrap();
+    // Secrets Manager's retry of the abandoned token now fails at the gate and changes nothing.
+    assert!(attempt(admin, &service, &arn, &token).await.is_err());
+    let next = crate::random::version_id();
+    admin.begin_rotation(&arn, &next).await.unwrap();
+    attempt(admin, &service, &arn, &next).await.unwrap();
+    check_converged(admin, &service, &arn, &next, &old)
+        .await
+        .unwrap();
+}
+
 /// Every step invoked twice in a row changes nothing the second time.
 pub async fn every_step_twice(admin: &dyn Admin, name: &str) {
     let faults = Faults::default();
@@ -362,6 +499,7 @@ pub async fn every_step_twice(admin: &dyn Admin, name: &str) {
                 &service,
                 &RotationEvent::new(step, &arn, &token),
                 None,
+                Retire::Finish,
             )
             .await
             .unwrap_or_else(|e| panic!("{step} round {round}: {e}"));
@@ -446,6 +584,7 @@ pub async fn foreign_token_changes_nothing(admin: &dyn Admin, name: &str) {
             &service,
             &RotationEvent::new(step, &arn, "not-a-version"),
             None,
+            Retire::Finish,
         )
         .await
         .unwrap_err()
@@ -480,6 +619,7 @@ pub async fn finished_rotation_steps_are_noops(admin: &dyn Admin, name: &str) {
             &service,
             &RotationEvent::new(step, &arn, &token),
             None,
+            Retire::Finish,
         )
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 //! and the Lambda handler's error messages.
 
 use proptest::prelude::*;
+use shared::config::Retire;
 use shared::event::{RotationEvent, Step};
 use shared::store::{AWSCURRENT, AWSPENDING, MemoryStore};
 use shared::testkit::{self, Admin, Faults, KeyService};
@@ -22,6 +23,16 @@ async fn crash_after_every_call_converges() {
     let injected = testkit::crash_after_every_call(&MemoryStore::new(), "crash").await;
     assert!(injected >= 10, "only {injected} faults injected");
     println!("faults injected and survived: {injected}");
+}
+
+#[tokio::test]
+async fn previous_works_until_the_next_rotation() {
+    testkit::previous_works_until_the_next_rotation(&MemoryStore::new(), "grace").await;
+}
+
+#[tokio::test]
+async fn dead_pending_is_abandoned() {
+    testkit::dead_pending_is_abandoned(&MemoryStore::new(), "dead").await;
 }
 
 #[tokio::test]
@@ -48,6 +59,7 @@ async fn rotation_disabled_is_refused_and_changes_nothing() {
         &service,
         &RotationEvent::new(Step::Create, &arn, "t1"),
         None,
+        Retire::Finish,
     )
     .await
     .unwrap_err()
@@ -73,6 +85,7 @@ async fn a_malformed_current_value_fails_create_with_the_field_and_changes_nothi
         &service,
         &RotationEvent::new(Step::Create, &arn, "t1"),
         None,
+        Retire::Finish,
     )
     .await
     .unwrap_err()
@@ -93,7 +106,7 @@ async fn the_handler_names_the_bad_event_field() {
     let service = KeyService::new(&faults);
     let event =
         serde_json::json!({"Step": "rotateSecret", "SecretId": "s", "ClientRequestToken": "t"});
-    let err = lambda::handle(&store, &service, "test", &event, None)
+    let err = lambda::handle(&store, &service, "test", &event, None, Retire::Finish)
         .await
         .unwrap_err();
     assert!(
@@ -111,24 +124,43 @@ async fn the_handler_runs_a_step_and_reports_it() {
     store.begin_rotation(&arn, "t1").unwrap();
     let event =
         serde_json::json!({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": "t1"});
-    let outcome = lambda::handle(&store, &service, "test", &event, None)
+    let outcome = lambda::handle(&store, &service, "test", &event, None, Retire::Finish)
         .await
         .unwrap();
     assert_eq!(outcome, shared::Outcome::Done);
     assert!(store.value_of(&arn, AWSPENDING).is_some());
 }
 
-fn step() -> impl Strategy<Value = Step> {
-    prop::sample::select(Step::ALL.to_vec())
+/// What happens to a rotation: a step invoked (repeated, out of order), or someone outside the
+/// rotation revoking the pending key.
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Run(Step),
+    KillPending,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        8 => prop::sample::select(Step::ALL.to_vec()).prop_map(Action::Run),
+        1 => Just(Action::KillPending),
+    ]
+}
+
+fn retire() -> impl Strategy<Value = Retire> {
+    prop::sample::select(vec![Retire::Finish, Retire::NextRotation])
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// Any sequence of repeated and out-of-order steps keeps the invariants, and the four steps in
-    /// order afterwards always converge.
+    /// Any sequence of repeated and out-of-order steps, with the pending key killed at any point,
+    /// under either retirement, keeps the invariants; the four steps in order afterwards always
+    /// converge (with a new token when the pending version was abandoned).
     #[test]
-    fn random_step_sequences_keep_the_invariants(steps in prop::collection::vec(step(), 0..16)) {
+    fn random_step_sequences_keep_the_invariants(
+        actions in prop::collection::vec(action(), 0..16),
+        retire in retire(),
+    ) {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
             let store = MemoryStore::new();
@@ -138,17 +170,45 @@ proptest! {
             let old = store.labels(&arn).version_with(AWSCURRENT).unwrap().to_owned();
             let token = "tok-1";
             store.begin_rotation(&arn, token).unwrap();
-            for s in &steps {
-                // Out-of-order steps may fail; they must never break the invariants.
-                let _ = run_step(&store, &service, &RotationEvent::new(*s, &arn, token), None).await;
+            for a in &actions {
+                match a {
+                    // Out-of-order steps may fail; they must never break the invariants.
+                    Action::Run(s) => {
+                        let _ = run_step(&store, &service, &RotationEvent::new(*s, &arn, token), None, retire).await;
+                    }
+                    Action::KillPending => {
+                        if let Some(v) = store.value_of(&arn, AWSPENDING) {
+                            service.revoke(&v);
+                        }
+                    }
+                }
                 testkit::check_invariants(&store, &service, &arn, token).await
-                    .unwrap_or_else(|e| panic!("after {steps:?}: {e}"));
+                    .unwrap_or_else(|e| panic!("after {actions:?}: {e}"));
             }
-            testkit::attempt(&store, &service, &arn, token).await
-                .unwrap_or_else(|e| panic!("after {steps:?}: {e}"));
-            testkit::check_converged(&store, &service, &arn, token, &old).await
-                .unwrap_or_else(|e| panic!("after {steps:?}: {e}"));
-        });
+            let labels = store.labels(&arn);
+            let token = match labels.stages_of(token) {
+                Some(stages) if !stages.is_empty() => token.to_owned(),
+                // Abandoned (its key died): Secrets Manager's next rotation has a new token.
+                _ => {
+                    let next = "tok-2".to_owned();
+                    store.begin_rotation(&arn, &next).unwrap();
+                    next
+                }
+            };
+            let first = testkit::attempt_with(&store, &service, &arn, &token, retire).await;
+            if first.is_err() {
+                // The pending key died before the first test: abandoned now; a new rotation converges.
+                prop_assert!(store.labels(&arn).version_with(AWSPENDING).is_none(), "{first:?}");
+                let next = "tok-3";
+                store.begin_rotation(&arn, next).unwrap();
+                testkit::attempt_with(&store, &service, &arn, next, retire).await
+                    .unwrap_or_else(|e| panic!("after {actions:?}: {e}"));
+            } else if token == "tok-1" {
+                testkit::check_converged_with(&store, &service, &arn, &token, &old, retire).await
+                    .unwrap_or_else(|e| panic!("after {actions:?}: {e}"));
+            }
+            Ok(())
+        })?;
     }
 }
 

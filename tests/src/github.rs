@@ -66,6 +66,11 @@ pub struct RateLimit {
 #[derive(Default)]
 pub struct State {
     pub rate_limit: Option<RateLimit>,
+    /// GitHub is down: every request gets 503.
+    pub outage: bool,
+    /// How far the stand-in's clock for installation tokens runs ahead of the real one, to let
+    /// tokens expire without waiting an hour.
+    pub clock_ahead: Duration,
     /// Requests answered with a rate limit, and every request.
     pub limited: usize,
     pub requests: usize,
@@ -82,9 +87,14 @@ pub struct State {
 }
 
 impl State {
+    /// The stand-in's clock for token expiry.
+    pub fn now(&self) -> SystemTime {
+        SystemTime::now() + self.clock_ahead
+    }
+
     /// Tokens that are neither revoked nor expired.
     pub fn live_tokens(&self) -> usize {
-        let now = SystemTime::now();
+        let now = self.now();
         self.tokens
             .values()
             .filter(|t| !t.revoked && t.expires > now)
@@ -94,7 +104,7 @@ impl State {
     pub fn token_is_live(&self, token: &str) -> bool {
         self.tokens
             .get(token)
-            .is_some_and(|t| !t.revoked && t.expires > SystemTime::now())
+            .is_some_and(|t| !t.revoked && t.expires > self.now())
     }
 }
 
@@ -147,7 +157,7 @@ impl GitHub {
         let token = Token {
             repos: inst.repos.clone(),
             permissions: inst.permissions.clone(),
-            expires: SystemTime::now() + st.token_lifetime,
+            expires: st.now() + st.token_lifetime,
             revoked: false,
         };
         let value = format!("ghs_seed{}", shared::random::version_id().replace('-', ""));
@@ -179,6 +189,11 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// Now, as GitHub writes times.
+pub fn iso_now() -> String {
+    iso(SystemTime::now())
 }
 
 fn iso(t: SystemTime) -> String {
@@ -268,9 +283,13 @@ async fn handle(
     let mut st = state.lock().unwrap();
     st.requests += 1;
     st.reply_headers.clear();
-    let (status, response) = match limit(&mut st) {
-        Some(answer) => answer,
-        None => route(&mut st, &parts, &path, request.as_ref()),
+    let (status, response) = if st.outage {
+        error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+    } else {
+        match limit(&mut st) {
+            Some(answer) => answer,
+            None => route(&mut st, &parts, &path, request.as_ref()),
+        }
     };
     st.exchanges.push(Exchange {
         method: parts.method.to_string(),
@@ -478,7 +497,7 @@ fn route(
                 "ghs_{}",
                 raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
             );
-            let expires = SystemTime::now() + st.token_lifetime;
+            let expires = st.now() + st.token_lifetime;
             let scoped = body.and_then(|b| b.get("repositories")).is_some();
             let mut answer = json!({
                 "token": token,
@@ -501,7 +520,7 @@ fn route(
             (StatusCode::CREATED, Some(answer))
         }
         (method, rest) => {
-            let now = SystemTime::now();
+            let now = st.now();
             let Some(token) = st
                 .tokens
                 .get(&credential)

@@ -100,7 +100,7 @@ impl Admin {
                 // condition of infra/ (user/rotated/*) cannot be checked here.
                 {
                     "Effect": "Allow",
-                    "Action": ["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:GetUser"],
+                    "Action": ["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:GetUser", "iam:GetAccessKeyLastUsed"],
                     "Resource": "*"
                 }
             ]
@@ -116,6 +116,16 @@ impl Admin {
     }
 
     /// The user's keys as (id, active).
+    pub async fn delete_key(&self, user: &str, key: &str) {
+        self.iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(key)
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn deactivate(&self, user: &str, key: &str) {
         self.iam
             .update_access_key()

@@ -68,6 +68,7 @@ impl Case {
                 env.push(("AWS_ENDPOINT_URL".into(), iam::url()));
                 env.push(("AWS_ACCESS_KEY_ID".into(), key));
                 env.push(("AWS_SECRET_ACCESS_KEY".into(), secret));
+                env.push(("RETIRE_PREVIOUS".into(), "finish".into()));
                 env.push(("OLD_KEY_ACTION".into(), "delete".into()));
             }
         }

@@ -815,3 +815,41 @@ async fn an_rds_managed_master_secret_finds_its_database() {
     );
     rig.assert_no_leak(&["App-pw-1", &mp]);
 }
+
+/// Alternating users: a consumer still connected as the previous user when the next rotation
+/// gives that user a new password is reported (a warning naming the user and the
+/// `PreviousCredentialInUse` metric); the rotation goes on.
+#[tokio::test]
+async fn a_previous_user_still_connected_is_reported() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("inuse");
+        kind.create_user(&user, "App-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let (arn, _) = alternating_secret(&rig, kind, &user, "App-pw-1").await;
+        rig.rotate_ok(&arn).await;
+        // A consumer that never refreshed: still connected as the previous user.
+        let mut stale = kind.connect(&user, "App-pw-1").await.unwrap();
+        stale.run("SELECT 1").await.unwrap();
+        assert!(
+            !rig.function
+                .output()
+                .iter()
+                .any(|l| l.contains("PreviousCredentialInUse"))
+        );
+        rig.rotate_ok(&arn).await;
+        let out = rig.function.output();
+        let warning = out
+            .iter()
+            .find(|l| l.contains("the previous credential was used after it stopped being current"))
+            .unwrap_or_else(|| panic!("{}: no warning:\n{}", kind.engine(), out.join("\n")));
+        assert!(
+            warning.contains(&user) && warning.contains("1 open sessions"),
+            "{warning}"
+        );
+        assert!(
+            out.iter()
+                .any(|l| l.contains("\"PreviousCredentialInUse\":1"))
+        );
+        drop(stale);
+    }
+}

@@ -183,25 +183,57 @@ impl Rig {
     }
 }
 
+/// `RETIRE_PREVIOUS=next-rotation` (the default): a consumer that read the token just before a
+/// rotation keeps a working token until the next rotation, which revokes it first.
 #[tokio::test]
-async fn installation_tokens_rotate_twice_and_the_previous_is_revoked() {
+async fn installation_tokens_stay_valid_until_the_next_rotation() {
     let mut rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.token_secret(FULL)).await;
+    let mut tokens = Vec::new();
+    for round in 0..3 {
+        let r = rig.rotate_ok(&arn).await;
+        assert_eq!(r.labels.version_with(AWSPENDING), None);
+        let current = rig.value(&arn, AWSCURRENT).await;
+        assert_eq!(current["team"], "ci");
+        assert!(current["expires_at"].as_str().unwrap().ends_with('Z'));
+        tokens.push(current["token"].as_str().unwrap().to_owned());
+        let state = rig.gh.state.lock().unwrap();
+        assert!(state.token_is_live(&tokens[round]));
+        if round >= 1 {
+            assert!(
+                state.token_is_live(&tokens[round - 1]),
+                "round {round}: the token a consumer cached before this rotation was revoked"
+            );
+        }
+        if round >= 2 {
+            assert!(
+                !state.token_is_live(&tokens[round - 2]),
+                "round {round}: the token two rotations old was not revoked"
+            );
+        }
+        assert!(
+            state.live_tokens() <= 2,
+            "round {round}: {} live",
+            state.live_tokens()
+        );
+    }
+    let secrets: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    rig.function.assert_no_leak(&secrets);
+    rig.function
+        .assert_no_leak(&[&read("TEST_GITHUB_APP_KEY")[40..120]]);
+}
+
+/// `RETIRE_PREVIOUS=finish`: finishSecret revokes the previous token at once.
+#[tokio::test]
+async fn retire_previous_finish_revokes_the_previous_token_at_once() {
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS", "finish")]).await;
     let arn = rig.secret(rig.token_secret(FULL)).await;
     rig.rotate_ok(&arn).await;
     let t1 = rig.value(&arn, AWSCURRENT).await["token"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(rig.gh.state.lock().unwrap().token_is_live(&t1));
-    assert_eq!(rig.value(&arn, AWSCURRENT).await["team"], "ci");
-    assert!(
-        rig.value(&arn, AWSCURRENT).await["expires_at"]
-            .as_str()
-            .unwrap()
-            .ends_with('Z')
-    );
-    let r = rig.rotate_ok(&arn).await;
-    assert_eq!(r.labels.version_with(AWSPENDING), None);
+    rig.rotate_ok(&arn).await;
     let t2 = rig.value(&arn, AWSCURRENT).await["token"]
         .as_str()
         .unwrap()
@@ -213,22 +245,162 @@ async fn installation_tokens_rotate_twice_and_the_previous_is_revoked() {
         "the previous token was not revoked"
     );
     assert_eq!(state.live_tokens(), 1, "no other token is left alive");
-    drop(state);
-    rig.function
-        .assert_no_leak(&[&t1, &t2, &read("TEST_GITHUB_APP_KEY")[40..120]]);
 }
 
+/// `REVOKE_PREVIOUS` is folded into `RETIRE_PREVIOUS`: the function refuses to start and says what
+/// to set instead.
 #[tokio::test]
-async fn revoke_previous_false_keeps_the_previous_token() {
-    let mut rig = Rig::new(&[("REVOKE_PREVIOUS", "false")]).await;
+async fn revoke_previous_says_what_to_set_instead() {
+    let mut f = Function::start(
+        &e2e::workspace_binary(BINARY),
+        &[("REVOKE_PREVIOUS".to_string(), "false".to_string())],
+        false,
+    )
+    .await
+    .unwrap();
+    let event = json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t"});
+    assert!(f.invoke(&event, Duration::from_secs(10)).await.is_err());
+    let out = f.output().join("\n");
+    assert!(
+        out.contains("REVOKE_PREVIOUS (`false`) is replaced by RETIRE_PREVIOUS"),
+        "{out}"
+    );
+}
+
+/// A pending token that expired during a GitHub outage can never pass testSecret: once GitHub is
+/// back, testSecret says so and takes AWSPENDING off the version (while GitHub was down, the
+/// failure proved nothing and the version was kept). AWSCURRENT is never touched; the next
+/// rotation starts afresh and converges.
+#[tokio::test]
+async fn a_pending_token_that_expired_in_an_outage_is_abandoned() {
+    let mut rig = Rig::new(&[]).await;
     let arn = rig.secret(rig.token_secret(FULL)).await;
     rig.rotate_ok(&arn).await;
-    rig.rotate_ok(&arn).await;
-    let t1 = rig.value(&arn, AWSPREVIOUS).await["token"]
+    let current = rig.value(&arn, AWSCURRENT).await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    for step in [Step::Create, Step::Set] {
+        driver::step(
+            &mut rig.function,
+            step,
+            &arn,
+            &token,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    }
+    rig.gh.state.lock().unwrap().outage = true;
+    let err = driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &token,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.contains("HTTP 503") && !err.contains("AWSPENDING was removed"),
+        "{err}"
+    );
+    let labels = rig.store.describe(&arn).await.unwrap().labels;
+    assert!(labels.has(&token, AWSPENDING), "an outage proves nothing");
+    // The outage outlasts the pending token's hour.
+    {
+        let mut st = rig.gh.state.lock().unwrap();
+        st.clock_ahead = Duration::from_secs(2 * 3600);
+        st.outage = false;
+    }
+    let err = driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &token,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    for part in [
+        "HTTP 401",
+        "expired or revoked",
+        "AWSPENDING was removed",
+        token.as_str(),
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    let labels = rig.store.describe(&arn).await.unwrap().labels;
+    assert_eq!(labels.version_with(AWSPENDING), None);
+    assert_eq!(
+        rig.value(&arn, AWSCURRENT).await,
+        current,
+        "AWSCURRENT untouched"
+    );
+    // Secrets Manager's next rotation mints afresh with the App's JWT.
+    let r = rig.rotate_ok(&arn).await;
+    assert_ne!(r.token, token);
+    let t = rig.value(&arn, AWSCURRENT).await["token"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(rig.gh.state.lock().unwrap().token_is_live(&t1));
+    assert!(rig.gh.state.lock().unwrap().token_is_live(&t));
+}
+
+/// A deploy key that became AWSPREVIOUS and that GitHub saw used afterwards is reported when the
+/// next rotation retires it: one warning naming the key and the `PreviousCredentialInUse` metric.
+#[tokio::test]
+async fn a_previous_deploy_key_used_late_is_reported() {
+    let mut rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.key_secret("web")).await;
+    rig.rotate_ok(&arn).await;
+    rig.rotate_ok(&arn).await;
+    let previous = rig.value(&arn, AWSPREVIOUS).await;
+    let body = previous["public_key"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    // GitHub dates uses to the second, and the version's creation is dated to the second too.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let id = {
+        let mut st = rig.gh.state.lock().unwrap();
+        let k = st
+            .keys
+            .get_mut("acme/web")
+            .unwrap()
+            .iter_mut()
+            .find(|k| k.key.contains(&body))
+            .expect("the previous key is still registered until the next rotation");
+        // A consumer cloned with it just now, after it stopped being current.
+        k.last_used = Some(e2e::github::iso_now());
+        k.id
+    };
+    assert!(
+        !rig.function
+            .output()
+            .iter()
+            .any(|l| l.contains("PreviousCredentialInUse"))
+    );
+    rig.rotate_ok(&arn).await;
+    let out = rig.function.output();
+    let warning = out
+        .iter()
+        .find(|l| l.contains("the previous credential was used after it stopped being current"))
+        .unwrap_or_else(|| panic!("no warning:\n{}", out.join("\n")));
+    assert!(warning.contains(&format!("deploy key {id}")), "{warning}");
+    assert!(
+        out.iter()
+            .any(|l| l.contains("\"PreviousCredentialInUse\":1"))
+    );
+    let st = rig.gh.state.lock().unwrap();
+    assert!(
+        !st.keys["acme/web"].iter().any(|k| k.id == id),
+        "retired all the same"
+    );
 }
 
 #[tokio::test]
@@ -246,7 +418,7 @@ async fn a_scoped_token_reaches_only_its_repositories() {
 
 #[tokio::test]
 async fn deploy_keys_rotate_twice_and_only_the_current_key_stays() {
-    let mut rig = Rig::new(&[]).await;
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS", "finish")]).await;
     let arn = rig.secret(rig.key_secret("api")).await;
     for round in 1..=2 {
         let r = rig.rotate_ok(&arn).await;
@@ -414,6 +586,8 @@ async fn crash_everywhere(deploy_key: bool) -> usize {
         let crash = [
             ("FAULT_CRASH_AFTER", n.to_string()),
             ("FAULT_MARKER", marker.display().to_string()),
+            // The old credential is judged retired at the end of the rotation.
+            ("RETIRE_PREVIOUS", "finish".to_string()),
         ];
         let env: Vec<(&str, &str)> = crash.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut rig = Rig::new(&env).await;
@@ -582,7 +756,7 @@ async fn deploy_keys_survive_a_crash_after_every_call() {
 /// with 130 other deploy keys still has exactly one of ours after two rotations.
 #[tokio::test]
 async fn lists_longer_than_a_page_are_read_whole() {
-    let mut rig = Rig::new(&[]).await;
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS", "finish")]).await;
     let mut value = rig.token_secret(MANY);
     let scope: Vec<String> = (0..120).map(|i| format!("r{i:03}")).collect();
     value["repositories"] = json!(scope);
@@ -634,7 +808,7 @@ fn ed25519_public(seed: u8) -> (ssh_key::PrivateKey, String) {
 /// delete each other's keys.
 #[tokio::test]
 async fn two_secrets_on_one_repository_keep_their_own_keys() {
-    let mut rig = Rig::new(&[]).await;
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS", "finish")]).await;
     let ci = rig.secret(rig.key_secret("api")).await;
     let mut write = rig.key_secret("api");
     write["read_only"] = json!(false);

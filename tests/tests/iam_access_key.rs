@@ -11,7 +11,7 @@ use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Value, json};
 use shared::Step;
-use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore};
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
 use std::time::Duration;
 
 const BINARY: &str = "rotate-iam-access-key";
@@ -24,28 +24,34 @@ struct Rig {
 }
 
 impl Rig {
-    async fn new(old_key_action: &str) -> Self {
-        Self::with_put(old_key_action, true).await
+    /// `retire`: `next-rotation`, or `finish:deactivate` / `finish:delete` (`RETIRE_PREVIOUS` and
+    /// `OLD_KEY_ACTION`).
+    async fn new(retire: &str) -> Self {
+        Self::with_put(retire, true).await
     }
 
-    async fn with_put(old_key_action: &str, put: bool) -> Self {
-        Self::at(old_key_action, put, iam::url()).await
+    async fn with_put(retire: &str, put: bool) -> Self {
+        Self::at(retire, put, iam::url()).await
     }
 
     /// The function talks to IAM (and Secrets Manager) at `endpoint`.
-    async fn at(old_key_action: &str, put: bool, endpoint: String) -> Self {
+    async fn at(retire: &str, put: bool, endpoint: String) -> Self {
         let admin = Admin::connect().await;
         let rotator = e2e::db::unique_user("rotator");
         let (key, secret) = admin.rotator(&rotator, put).await;
-        let env: Vec<(String, String)> = [
+        let mut env: Vec<(String, String)> = [
             ("AWS_ENDPOINT_URL", endpoint),
             ("AWS_ACCESS_KEY_ID", key),
             ("AWS_SECRET_ACCESS_KEY", secret),
-            ("OLD_KEY_ACTION", old_key_action.to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        let (when, action) = retire.split_once(':').unwrap_or((retire, ""));
+        env.push(("RETIRE_PREVIOUS".into(), when.into()));
+        if !action.is_empty() {
+            env.push(("OLD_KEY_ACTION".into(), action.into()));
+        }
         let function = Function::start(&e2e::workspace_binary(BINARY), &env, false)
             .await
             .unwrap();
@@ -106,7 +112,7 @@ impl Rig {
 
 #[tokio::test]
 async fn two_rotations_deactivate_then_replace_the_old_key() {
-    let mut rig = Rig::new("deactivate").await;
+    let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, s0) = rig.user_and_secret().await;
     rig.rotate_ok(&arn).await;
     let (k1, s1) = rig.current_key(&arn).await;
@@ -154,7 +160,7 @@ fn sorted(mut v: Vec<(String, bool)>) -> Vec<(String, bool)> {
 
 #[tokio::test]
 async fn old_key_action_delete_removes_the_old_key() {
-    let mut rig = Rig::new("delete").await;
+    let mut rig = Rig::new("finish:delete").await;
     let (user, arn, k0, s0) = rig.user_and_secret().await;
     for _ in 0..2 {
         rig.rotate_ok(&arn).await;
@@ -164,29 +170,136 @@ async fn old_key_action_delete_removes_the_old_key() {
     assert!(iam::caller(&k0, &s0).await.is_err());
 }
 
+/// `RETIRE_PREVIOUS=next-rotation` (the default): a consumer that read AWSCURRENT just before a
+/// rotation keeps a working key until the next rotation, which deletes it first (freeing the
+/// slot); a late use of the previous key is reported by a warning and the
+/// `PreviousCredentialInUse` metric, and the rotation goes on.
 #[tokio::test]
-async fn old_key_action_keep_then_a_clear_refusal_to_delete_an_active_key() {
-    let mut rig = Rig::new("keep").await;
-    let (user, arn, k0, _) = rig.user_and_secret().await;
+async fn next_rotation_keeps_the_previous_key_until_the_next_rotation() {
+    let mut rig = Rig::new("next-rotation").await;
+    let (user, arn, k0, s0) = rig.user_and_secret().await;
+    // The consumer cached (k0, s0). The rotation runs; the cached key still works.
     rig.rotate_ok(&arn).await;
-    let (k1, _) = rig.current_key(&arn).await;
-    let keys = rig.admin.keys(&user).await;
-    assert_eq!(keys, sorted(vec![(k0.clone(), true), (k1.clone(), true)]));
-    let r = rig.rotate(&arn, false).await;
-    assert_eq!(r.steps.len(), 1);
-    let err = r.steps[0].result.clone().unwrap_err();
+    let (k1, s1) = rig.current_key(&arn).await;
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0.clone(), true), (k1.clone(), true)])
+    );
+    iam::caller(&k0, &s0)
+        .await
+        .expect("the cached previous key still works");
+    assert!(
+        !rig.function
+            .output()
+            .iter()
+            .any(|l| l.contains("PreviousCredentialInUse")),
+        "nothing to report yet"
+    );
+    // The next rotation retires k0 first (it was used after it stopped being current: reported).
+    rig.rotate_ok(&arn).await;
+    let (k2, _) = rig.current_key(&arn).await;
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k1.clone(), true), (k2, true)])
+    );
+    assert!(iam::caller(&k0, &s0).await.is_err(), "k0 is deleted");
+    iam::caller(&k1, &s1)
+        .await
+        .expect("k1, now AWSPREVIOUS, works until the next rotation");
+    let out = rig.function.output();
+    let warning = out
+        .iter()
+        .find(|l| l.contains("the previous credential was used after it stopped being current"))
+        .unwrap_or_else(|| panic!("no warning:\n{}", out.join("\n")));
+    assert!(
+        warning.contains(&k0) && warning.contains("WARN") && warning.contains(&arn),
+        "{warning}"
+    );
+    let metric = out
+        .iter()
+        .find(|l| l.contains("\"PreviousCredentialInUse\":1"))
+        .unwrap_or_else(|| panic!("no metric:\n{}", out.join("\n")));
+    assert!(
+        metric.contains(&k0) && metric.contains("iam-access-key"),
+        "{metric}"
+    );
+    rig.assert_no_leak(&[&s0, &s1]);
+}
+
+/// `OLD_KEY_ACTION=keep` is folded into `RETIRE_PREVIOUS`: the function refuses to start and says
+/// what to set instead.
+#[tokio::test]
+async fn old_key_action_keep_says_what_to_set_instead() {
+    let env = vec![
+        ("AWS_ENDPOINT_URL".to_string(), iam::url()),
+        ("OLD_KEY_ACTION".to_string(), "keep".to_string()),
+    ];
+    let mut f = Function::start(&e2e::workspace_binary(BINARY), &env, false)
+        .await
+        .unwrap();
+    let event = json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t"});
+    assert!(f.invoke(&event, Duration::from_secs(10)).await.is_err());
+    let out = f.output().join("\n");
+    assert!(
+        out.contains("OLD_KEY_ACTION=keep is replaced by RETIRE_PREVIOUS=next-rotation"),
+        "{out}"
+    );
+}
+
+/// A pending key deleted between createSecret and testSecret can never work: testSecret says so
+/// and takes AWSPENDING off its version; AWSCURRENT is untouched and works; the next rotation
+/// starts afresh and converges.
+#[tokio::test]
+async fn a_deleted_pending_key_is_abandoned_and_the_next_rotation_converges() {
+    let mut rig = Rig::new("finish:deactivate").await;
+    let (user, arn, k0, s0) = rig.user_and_secret().await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.admin.sm, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    for step in [Step::Create, Step::Set] {
+        driver::step(
+            &mut rig.function,
+            step,
+            &arn,
+            &token,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    }
+    let pending = stack::json_value(&rig.store, &arn, AWSPENDING).await;
+    let doomed = pending["AccessKeyId"].as_str().unwrap().to_owned();
+    rig.admin.delete_key(&user, &doomed).await;
+    let err = driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &token,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
     for part in [
-        "createSecret failed",
-        "already has two access keys",
-        &k0,
-        &k1,
-        "still active",
-        "OLD_KEY_ACTION",
+        doomed.as_str(),
+        "was deleted",
+        "AWSPENDING was removed",
+        token.as_str(),
     ] {
         assert!(err.contains(part), "{err} should contain {part}");
     }
-    assert_eq!(rig.admin.keys(&user).await, keys, "no key was touched");
-    assert_eq!(rig.current_key(&arn).await.0, k1);
+    let labels = rig.store.describe(&arn).await.unwrap().labels;
+    assert_eq!(labels.version_with(AWSPENDING), None);
+    assert_eq!(rig.current_key(&arn).await.0, k0);
+    iam::caller(&k0, &s0).await.expect("AWSCURRENT still works");
+    // Secrets Manager's next rotation (not a resume: nothing is in progress any more).
+    let r = rig.rotate_ok(&arn).await;
+    assert_ne!(r.token, token);
+    let (k1, _) = rig.current_key(&arn).await;
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0, false), (k1, true)])
+    );
 }
 
 /// An active key of the user that no version holds and that predates the rotation may be another
@@ -194,7 +307,7 @@ async fn old_key_action_keep_then_a_clear_refusal_to_delete_an_active_key() {
 /// inactive, it is harmless and makes room.
 #[tokio::test]
 async fn an_unknown_active_key_is_refused_and_an_inactive_one_makes_room() {
-    let mut rig = Rig::new("deactivate").await;
+    let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     let (unknown, _) = rig.admin.key(&user).await;
     // IAM dates keys to the second; a key from the rotation's first second counts as its own.
@@ -231,7 +344,7 @@ async fn an_unknown_active_key_is_refused_and_an_inactive_one_makes_room() {
 /// just minted (it predates the second rotation and no version holds it yet).
 #[tokio::test]
 async fn a_key_minted_before_this_rotation_began_is_not_an_orphan() {
-    let mut rig = Rig::new("deactivate").await;
+    let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     let (other, _) = rig.admin.key(&user).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -262,7 +375,7 @@ async fn a_key_minted_before_this_rotation_began_is_not_an_orphan() {
 /// (same token) deletes it and mints once more, so keys never pile up.
 #[tokio::test]
 async fn a_crash_after_minting_is_cleaned_up_on_retry() {
-    let mut rig = Rig::new("deactivate").await;
+    let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     let token = shared::random::version_id();
     stack::begin_rotation(&rig.admin.sm, &arn, &token, &stack::function_arn(BINARY))
@@ -284,7 +397,7 @@ async fn a_crash_after_minting_is_cleaned_up_on_retry() {
 /// untouched; once the store accepts writes, the retry converges.
 #[tokio::test]
 async fn a_failed_store_discards_the_minted_key() {
-    let mut rig = Rig::with_put("deactivate", false).await;
+    let mut rig = Rig::with_put("finish:deactivate", false).await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     let r = rig.rotate(&arn, false).await;
     assert_eq!(r.steps.len(), 1);
@@ -304,7 +417,7 @@ async fn a_failed_store_discards_the_minted_key() {
 
 #[tokio::test]
 async fn malformed_secrets_and_missing_users_change_nothing() {
-    let mut rig = Rig::new("deactivate").await;
+    let mut rig = Rig::new("finish:deactivate").await;
     let ghost = e2e::db::unique_user("ghost");
     let cases = [
         (
@@ -343,7 +456,7 @@ async fn malformed_secrets_and_missing_users_change_nothing() {
 
 #[tokio::test]
 async fn a_pending_value_for_another_user_is_refused() {
-    let mut rig = Rig::new("deactivate").await;
+    let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     let other = e2e::db::unique_user("other");
     let (ok, os) = rig.admin.user(&other, PATH).await;
@@ -386,7 +499,7 @@ async fn a_pending_value_for_another_user_is_refused() {
 /// Without the IAM permissions the function fails cleanly and changes nothing.
 #[tokio::test]
 async fn a_function_without_iam_permissions_changes_nothing() {
-    let mut rig = Rig::new("deactivate").await;
+    let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     rig.admin
         .iam
@@ -408,7 +521,7 @@ async fn a_function_without_iam_permissions_changes_nothing() {
 #[tokio::test]
 async fn set_waits_for_a_new_key_to_show_in_iam() {
     let lag = Duration::from_secs(2);
-    let mut rig = Rig::at("deactivate", true, iam::lagging(lag).await).await;
+    let mut rig = Rig::at("finish:deactivate", true, iam::lagging(lag).await).await;
     let (_, arn, _, _) = rig.user_and_secret().await;
     let r = rig.rotate_ok(&arn).await;
     let set = r.steps.iter().find(|s| s.step == Step::Set).unwrap();

@@ -261,6 +261,28 @@ impl Conn {
             .await
     }
 
+    /// Open sessions of `user` other than this one (PostgreSQL `pg_stat_activity`, MySQL/MariaDB
+    /// the process list, which the master may read).
+    pub async fn sessions_of(&mut self, s: &Settings, user: &str) -> Result<i64, String> {
+        let what = "counting the user's sessions";
+        match self {
+            Conn::Pg(c) => {
+                let q = sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(user);
+                Self::timed(s.statement_timeout, what, &[], q.fetch_one(c)).await
+            }
+            Conn::My { conn, .. } => {
+                let q = sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
+                )
+                .bind(user);
+                Self::timed(s.statement_timeout, what, &[], q.fetch_one(conn)).await
+            }
+        }
+    }
+
     /// MySQL/MariaDB: the hosts a user has accounts for.
     pub async fn my_user_hosts(&mut self, s: &Settings, user: &str) -> Result<Vec<String>, String> {
         let Conn::My { conn, .. } = self else {

@@ -126,10 +126,11 @@ impl Target for DbPassword {
         )))
     }
 
-    /// Nothing to retire: a single user's old password stopped working when it was changed, and
-    /// in alternating mode the previous user stays valid until the next rotation, which gives
-    /// clients holding it a whole rotation period to refresh.
-    async fn retire(&self, _v: &Versions<'_>) -> Result<(), Error> {
+    /// Nothing to retire, whatever `RETIRE_PREVIOUS` says: a single user's old password stopped
+    /// working when setSecret changed it, and in alternating mode the previous user stays valid
+    /// until the next rotation's setSecret gives it a new password (which first reports any open
+    /// session of it), so clients holding it have a whole rotation period to refresh.
+    async fn retire(&self, _v: &Versions<'_>, _when: shared::config::Retire) -> Result<(), Error> {
         Ok(())
     }
 }
@@ -343,6 +344,14 @@ impl DbPassword {
             pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
         let (user, pw) = (pending.username.as_str(), &pending.password);
         let pending_is_clone = user == clone;
+        // The pending user was the previous one: sessions of it mean a consumer never refreshed.
+        match conn.sessions_of(s, user).await {
+            Ok(0) => {}
+            Ok(n) => v.report_previous_in_use(user, &format!("{n} open sessions")),
+            Err(e) => {
+                tracing::info!(error = %e, "cannot tell whether the previous user is still in use")
+            }
+        }
         match conn {
             Conn::Pg(_) => {
                 let create_in = match pending_is_clone

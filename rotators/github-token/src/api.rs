@@ -108,6 +108,29 @@ fn detail(body: &Value) -> String {
     text
 }
 
+/// An RFC 3339 UTC time as GitHub writes it (`2026-11-23T10:00:00Z`, fractions allowed).
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    let t = text.trim().strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut h = time.split(':');
+    let (hh, mm) = (
+        h.next()?.parse::<u64>().ok()?,
+        h.next()?.parse::<u64>().ok()?,
+    );
+    let ss = h.next()?.split('.').next()?.parse::<u64>().ok()?;
+    // Days from the civil date (proleptic Gregorian), as in Howard Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + hh * 3600 + mm * 60 + ss))
+}
+
 /// The `rel="next"` URL of a `Link` header.
 fn next_link(headers: &http::HeaderMap) -> Option<String> {
     header(headers, "link")?.split(',').find_map(|part| {
@@ -247,7 +270,8 @@ impl Api {
     }
 
     /// Every item of a list, page by page (`per_page=100`, then each `rel="next"` link, which
-    /// must stay on the API's own origin so a token is never sent elsewhere).
+    /// must stay on the API's own origin so a token is never sent elsewhere). With
+    /// `dead_on_401`, a 401 is `Error::Dead`: the token under test is expired or revoked.
     async fn get_all(
         &self,
         client: &Octocrab,
@@ -255,6 +279,7 @@ impl Api {
         name: &str,
         until: Instant,
         items: fn(&Value) -> Option<&Vec<Value>>,
+        dead_on_401: bool,
     ) -> Result<Vec<Value>, Error> {
         let what = format!("GET {route}");
         let mut url = self.url(&format!("{route}?per_page=100"));
@@ -263,6 +288,13 @@ impl Api {
             let a = self
                 .send(client, Verb::Get, &url, name, &what, until)
                 .await?;
+            if a.status == 401 && dead_on_401 {
+                // The token itself is refused: expired, revoked or unknown.
+                return Err(Error::dead(format!(
+                    "GitHub {what}: HTTP 401 {}: the token is expired or revoked",
+                    detail(&a.body)
+                )));
+            }
             if a.status != 200 {
                 return Err(failure(&what, &a));
             }
@@ -337,30 +369,8 @@ impl Api {
         }
     }
 
-    /// Whether a token still authenticates: `Some(false)` when GitHub says it is dead (401:
-    /// expired, revoked or unknown), `None` when GitHub could not tell (any other failure).
-    pub async fn token_alive(&self, token: &SecretString, until: Instant) -> Option<bool> {
-        let client = self.with_token(token).ok()?;
-        let url = self.url("/installation/repositories?per_page=1");
-        let what = "GET /installation/repositories";
-        match self
-            .send(
-                &client,
-                Verb::Get,
-                &url,
-                "ListInstallationRepositories",
-                what,
-                until,
-            )
-            .await
-        {
-            Ok(a) if a.status == 200 => Some(true),
-            Ok(a) if a.status == 401 => Some(false),
-            _ => None,
-        }
-    }
-
-    /// `GET /installation/repositories`, every page: the full names the token reaches.
+    /// `GET /installation/repositories`, every page, with the token under test: the full names it
+    /// reaches. A 401 means the token is expired or revoked: `Error::Dead`.
     pub async fn repositories(
         &self,
         token: &SecretString,
@@ -374,6 +384,7 @@ impl Api {
                 "ListInstallationRepositories",
                 until,
                 |b| b["repositories"].as_array(),
+                true,
             )
             .await?;
         Ok(repos
@@ -393,7 +404,14 @@ impl Api {
         let client = self.with_token(token)?;
         let route = format!("/repos/{owner}/{repo}/keys");
         let keys = self
-            .get_all(&client, &route, "ListDeployKeys", until, Value::as_array)
+            .get_all(
+                &client,
+                &route,
+                "ListDeployKeys",
+                until,
+                Value::as_array,
+                false,
+            )
             .await?;
         Ok(keys
             .iter()
@@ -496,6 +514,14 @@ mod tests {
             rate_limit_wait(404, &headers(&[("retry-after", "1")]), now),
             None
         );
+    }
+
+    #[test]
+    fn github_times() {
+        let t = parse_time("2026-11-23T01:00:20Z").unwrap();
+        assert_eq!(t, UNIX_EPOCH + Duration::from_secs(1_795_395_620));
+        assert_eq!(parse_time("1970-01-01T00:00:00.5Z"), Some(UNIX_EPOCH));
+        assert_eq!(parse_time("yesterday"), None);
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! created through it):
 //!
 //! - `app-installation-token` (an *issuer*): a GitHub App installation token, minted with the
-//!   App's JWT, optionally scoped down to repositories and permissions; finishSecret revokes the
-//!   previous token (`REVOKE_PREVIOUS`, default true). Tokens live one hour, so schedule the
-//!   rotation more often than that (infra/ ships an EventBridge Scheduler schedule).
+//!   App's JWT, optionally scoped down to repositories and permissions; the previous token is
+//!   revoked when `RETIRE_PREVIOUS` says (the next rotation, or finishSecret). Tokens live one
+//!   hour, so schedule the rotation more often than that (infra/ ships an EventBridge Scheduler
+//!   schedule).
 //! - `deploy-key` (an *updater*): an Ed25519 SSH deploy key generated here; setSecret registers
 //!   its public key on the repository under a title that names this secret (a digest of its ARN)
 //!   and the version; finishSecret deletes this secret's keys that the current version does not
@@ -20,6 +21,7 @@ use api::Api;
 use async_trait::async_trait;
 use secret::{GhSecret, Kind};
 use serde_json::{Value, json};
+use shared::config::Retire;
 use shared::retry::budget;
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
@@ -36,7 +38,6 @@ pub const TITLE_PREFIX: &str = "secrets-manager-rotation ";
 
 pub struct GitHubToken {
     pub api: Api,
-    pub revoke_previous: bool,
 }
 
 impl GitHubToken {
@@ -49,15 +50,15 @@ impl GitHubToken {
         {
             return Err(format!("GITHUB_API_URL must be an https URL, got `{base}`"));
         }
-        let revoke_previous = shared::config::flag(
-            "REVOKE_PREVIOUS",
-            std::env::var("REVOKE_PREVIOUS").ok().as_deref(),
-            true,
-        )?;
-        Ok(Self {
-            api: Api { base },
-            revoke_previous,
-        })
+        if let Some(v) = shared::config::non_empty_env("REVOKE_PREVIOUS") {
+            return Err(format!(
+                "REVOKE_PREVIOUS (`{}`) is replaced by RETIRE_PREVIOUS: `finish` revokes the previous token in \
+                 finishSecret (what REVOKE_PREVIOUS=true did), `next-rotation` (the default) keeps it valid until the \
+                 next rotation revokes it; unset REVOKE_PREVIOUS",
+                v.escape_debug()
+            ));
+        }
+        Ok(Self { api: Api { base } })
     }
 
     /// The App's private key, from its own secret: the PEM itself, or JSON with `private_key`.
@@ -378,13 +379,12 @@ impl Target for GitHubToken {
         }
     }
 
-    async fn retire(&self, v: &Versions<'_>) -> Result<(), Error> {
+    /// The same whenever it runs (`RETIRE_PREVIOUS`): revoke the previous token; delete this
+    /// secret's deploy keys but the current one.
+    async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
         let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
         match current.kind {
             Kind::InstallationToken => {
-                if !self.revoke_previous {
-                    return Ok(());
-                }
                 let previous = match v.previous().await? {
                     Some(p) => GhSecret::parse(p, AWSPREVIOUS)
                         .ok()
@@ -403,28 +403,41 @@ impl Target for GitHubToken {
                 let current_version = v.labels().version_with(AWSCURRENT).unwrap_or(v.token());
                 let keep = title(v.arn(), current_version);
                 let tag = secret_tag(v.arn());
-                // Untagged keys are this secret's only when their key is a version's of it.
-                let mut ours_untagged = Vec::new();
-                if let Some(p) = v.previous().await?
-                    && let Ok(p) = GhSecret::parse(p, AWSPREVIOUS)
-                {
-                    ours_untagged.push(key_body(p.str_field("public_key")));
-                }
+                // The previous version's key: untagged keys are this secret's only when they are it.
+                let previous_key = match v.previous().await? {
+                    Some(p) => GhSecret::parse(p, AWSPREVIOUS)
+                        .ok()
+                        .map(|p| key_body(p.str_field("public_key"))),
+                    None => None,
+                };
                 let current_key = key_body(current.str_field("public_key"));
                 let until = budget(v.deadline());
+                let retired_at = v.previous_retired_at().await?;
                 self.managed(v, &current, true, async |token| {
                     for k in self.api.keys(token, owner, repo, until).await? {
+                        let body = key_body(&k.key);
                         let stale = match owner_of(&k.title) {
                             Owner::Secret { tag: t, .. } => t == tag && k.title != keep,
                             Owner::Untagged { .. } => {
-                                let body = key_body(&k.key);
-                                body != current_key && ours_untagged.contains(&body)
+                                body != current_key && previous_key.as_ref() == Some(&body)
                             }
                             Owner::Other => false,
                         };
-                        if stale {
-                            self.api.delete_key(token, owner, repo, k.id, until).await?;
+                        if !stale {
+                            continue;
                         }
+                        // GitHub's `last_used`: was the previous key used after it stopped being
+                        // current?
+                        if previous_key.as_ref() == Some(&body)
+                            && let (Some(used), Some(at)) = (k.last_used.as_deref(), retired_at)
+                            && api::parse_time(used).is_some_and(|u| u > at)
+                        {
+                            v.report_previous_in_use(
+                                &format!("deploy key {} on {owner}/{repo}", k.id),
+                                &format!("GitHub last saw it used at {used}"),
+                            );
+                        }
+                        self.api.delete_key(token, owner, repo, k.id, until).await?;
                     }
                     Ok(())
                 })

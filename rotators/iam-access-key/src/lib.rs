@@ -5,8 +5,12 @@
 //! after its `AWSPENDING` version, by an attempt that crashed between minting and storing), else
 //! an inactive key (the `AWSPREVIOUS` one first). An active key it cannot prove is ours (one that
 //! predates the rotation and no version holds, or the active `AWSPREVIOUS` key) is never deleted:
-//! the step fails naming it. It never touches the `AWSCURRENT` key. finishSecret retires the
-//! previous key as `OLD_KEY_ACTION` says.
+//! the step fails naming it. It never touches the `AWSCURRENT` key.
+//!
+//! The previous key is retired when `RETIRE_PREVIOUS` says: deleted first thing in the next
+//! rotation's createSecret (`next-rotation`, default), or deactivated or deleted in finishSecret
+//! (`finish`, with `OLD_KEY_ACTION`). Before retiring it, `GetAccessKeyLastUsed` tells whether a
+//! consumer used it after it stopped being current.
 
 pub mod secret;
 
@@ -15,6 +19,7 @@ use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::StatusType;
 use secret::KeySecret;
+use shared::config::Retire;
 use shared::retry::{budget, retry_until};
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
@@ -25,26 +30,43 @@ pub const ROTATOR: &str = "iam-access-key";
 /// The variables this rotator reads besides `shared::config::ENV`.
 pub const ENV: &[&str] = &["OLD_KEY_ACTION"];
 
-/// What finishSecret does with the key that was current before.
+/// What finishSecret does with the key that was current before, with `RETIRE_PREVIOUS=finish`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OldKeyAction {
     Deactivate,
     Delete,
-    Keep,
 }
 
 impl OldKeyAction {
-    /// `OLD_KEY_ACTION`: `deactivate` (default), `delete` or `keep`.
-    pub fn from_env() -> Result<Self, String> {
-        match shared::config::non_empty_env("OLD_KEY_ACTION")
-            .as_deref()
-            .map(str::trim)
-        {
-            None | Some("deactivate") => Ok(Self::Deactivate),
-            Some("delete") => Ok(Self::Delete),
-            Some("keep") => Ok(Self::Keep),
-            Some(other) => Err(format!(
-                "OLD_KEY_ACTION must be deactivate, delete or keep, got `{}`",
+    /// `OLD_KEY_ACTION`: `deactivate` (default) or `delete`, read with `RETIRE_PREVIOUS=finish`.
+    /// With `next-rotation` the previous key is deleted at the next rotation, so only `delete`
+    /// (or nothing) agrees with it; `keep` is what `next-rotation` now does for a whole period.
+    pub fn from_env(retire: Retire) -> Result<Self, String> {
+        Self::parse(
+            shared::config::non_empty_env("OLD_KEY_ACTION").as_deref(),
+            retire,
+        )
+    }
+
+    pub fn parse(value: Option<&str>, retire: Retire) -> Result<Self, String> {
+        match (value.map(str::trim), retire) {
+            (None | Some("deactivate"), Retire::Finish) => Ok(Self::Deactivate),
+            (None | Some("delete"), Retire::NextRotation) | (Some("delete"), Retire::Finish) => {
+                Ok(Self::Delete)
+            }
+            (Some("keep"), _) => Err(
+                "OLD_KEY_ACTION=keep is replaced by RETIRE_PREVIOUS=next-rotation (the default): the previous key \
+                 stays active until the next rotation deletes it; unset OLD_KEY_ACTION"
+                    .into(),
+            ),
+            (Some("deactivate"), Retire::NextRotation) => Err(
+                "OLD_KEY_ACTION=deactivate applies with RETIRE_PREVIOUS=finish only; with next-rotation (the default) \
+                 the previous key stays active until the next rotation deletes it. Unset OLD_KEY_ACTION, or set \
+                 RETIRE_PREVIOUS=finish"
+                    .into(),
+            ),
+            (Some(other), _) => Err(format!(
+                "OLD_KEY_ACTION must be deactivate or delete, got `{}`",
                 other.escape_debug()
             )),
         }
@@ -314,6 +336,19 @@ impl Target for IamAccessKey {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
         let pending =
             self.pending_with_user(KeySecret::parse(v.pending().await?, AWSPENDING)?, &current)?;
+        // setSecret waited until IAM listed the key, and key ids are never reused: a key IAM no
+        // longer lists was deleted, and no retry can bring it back.
+        if !self
+            .keys(&pending.user)
+            .await?
+            .iter()
+            .any(|k| k.id == pending.key_id)
+        {
+            return Err(Error::dead(format!(
+                "the AWSPENDING key {} is no longer a key of user {:?}: it was deleted",
+                pending.key_id, pending.user
+            )));
+        }
         let user_arn = self.iam.get_user().user_name(&pending.user).send().await;
         let user_arn = called("GetUser", user_arn)
             .map_err(|e| iam_error(format!("GetUser {:?}", pending.user), e))?
@@ -354,7 +389,7 @@ impl Target for IamAccessKey {
         Ok(())
     }
 
-    async fn retire(&self, v: &Versions<'_>) -> Result<(), Error> {
+    async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error> {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
         let Some(old) = self.previous_key(v, &current.user).await? else {
             return Ok(());
@@ -363,19 +398,22 @@ impl Target for IamAccessKey {
             return Ok(());
         }
         let user = current.user.as_str();
-        let result = match self.old_key_action {
-            OldKeyAction::Keep => return Ok(()),
-            OldKeyAction::Delete => return self.delete_key(user, &old).await,
-            OldKeyAction::Deactivate => {
-                self.iam
-                    .update_access_key()
-                    .user_name(user)
-                    .access_key_id(&old)
-                    .status(StatusType::Inactive)
-                    .send()
-                    .await
-            }
+        self.report_late_use(v, &old).await;
+        let action = match when {
+            Retire::NextRotation => OldKeyAction::Delete,
+            Retire::Finish => self.old_key_action,
         };
+        if action == OldKeyAction::Delete {
+            return self.delete_key(user, &old).await;
+        }
+        let result = self
+            .iam
+            .update_access_key()
+            .user_name(user)
+            .access_key_id(&old)
+            .status(StatusType::Inactive)
+            .send()
+            .await;
         match called("UpdateAccessKey", result) {
             Ok(_) => Ok(()),
             Err(e) if is_missing(&e) => Ok(()),
@@ -387,10 +425,71 @@ impl Target for IamAccessKey {
     }
 }
 
+impl IamAccessKey {
+    /// Whether the previous key was used after it stopped being current (`GetAccessKeyLastUsed`):
+    /// a consumer that never refreshed. Information only; a failure to tell is logged, not fatal.
+    async fn report_late_use(&self, v: &Versions<'_>, key: &str) {
+        let out = self
+            .iam
+            .get_access_key_last_used()
+            .access_key_id(key)
+            .send()
+            .await;
+        let last = match called("GetAccessKeyLastUsed", out) {
+            Ok(out) => out.access_key_last_used().cloned(),
+            Err(e) => {
+                tracing::info!(key, error = %describe(&e), "cannot tell whether the previous key is still in use");
+                return;
+            }
+        };
+        let Some(last) = last else { return };
+        let Some(used) = last
+            .last_used_date()
+            .and_then(|d| SystemTime::try_from(*d).ok())
+        else {
+            return;
+        };
+        if let Ok(Some(retired)) = v.previous_retired_at().await
+            && used > retired
+        {
+            let evidence = format!(
+                "IAM last saw it used {} ago by {} in {}",
+                age(Some(used)),
+                last.service_name(),
+                last.region()
+            );
+            v.report_previous_in_use(key, &evidence);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn old_key_action_agrees_with_retire_previous() {
+        use OldKeyAction::*;
+        assert_eq!(OldKeyAction::parse(None, Retire::Finish), Ok(Deactivate));
+        assert_eq!(
+            OldKeyAction::parse(Some("delete"), Retire::Finish),
+            Ok(Delete)
+        );
+        assert_eq!(OldKeyAction::parse(None, Retire::NextRotation), Ok(Delete));
+        assert_eq!(
+            OldKeyAction::parse(Some("delete"), Retire::NextRotation),
+            Ok(Delete)
+        );
+        let err = OldKeyAction::parse(Some("deactivate"), Retire::NextRotation).unwrap_err();
+        assert!(err.contains("set RETIRE_PREVIOUS=finish"), "{err}");
+        let err = OldKeyAction::parse(Some("keep"), Retire::Finish).unwrap_err();
+        assert!(
+            err.contains("replaced by RETIRE_PREVIOUS=next-rotation"),
+            "{err}"
+        );
+        assert!(OldKeyAction::parse(Some("shred"), Retire::Finish).is_err());
+    }
 
     #[test]
     fn a_key_from_the_same_second_as_the_rotation_is_its_own() {

@@ -55,7 +55,7 @@ impl Target for RandomPassword {
         }
     }
 
-    async fn retire(&self, _v: &Versions<'_>) -> Result<(), Error> {
+    async fn retire(&self, _v: &Versions<'_>, _when: shared::config::Retire) -> Result<(), Error> {
         Ok(())
     }
 }
