@@ -109,6 +109,13 @@ resource "aws_iam_role_policy" "rotator" {
           Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
           Resource = "${aws_cloudwatch_log_group.rotator[each.key].arn}:*"
         },
+        {
+          # The pre-flight check simulates the write calls against this role's own policies.
+          Sid      = "PreflightSimulatesItsOwnRole"
+          Effect   = "Allow"
+          Action   = ["iam:SimulatePrincipalPolicy"]
+          Resource = aws_iam_role.rotator[each.key].arn
+        },
       ],
       length(var.kms_key_arns) == 0 ? [] : [{
         Sid       = "SecretsKey"

@@ -44,6 +44,8 @@ mod tests {
         SecretMeta {
             arn: "arn".into(),
             rotation_enabled: enabled,
+            rotation_lambda_arn: None,
+            rotation_schedule: None,
             labels,
             tags: Vec::new(),
         }

@@ -24,10 +24,25 @@ pub async fn serve(
         Retire::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let store = Arc::new(AwsStore::new(crate::config::secrets_manager(sdk)));
     let target = Arc::new(target);
+    let writes = Arc::new(crate::simulate::IamSimulation::new(sdk));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (store, target) = (store.clone(), target.clone());
+        let (store, target, writes) = (store.clone(), target.clone(), writes.clone());
         async move {
             let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            if is_preflight(&event.payload) {
+                let ctx = Preflight {
+                    rotator,
+                    function: Some(event.context.invoked_function_arn.as_str()),
+                    retire,
+                    writes: Some(&*writes),
+                };
+                return preflight(&*store, &*target, &event.payload, Some(deadline), ctx)
+                    .await
+                    .map_err(|message| Diagnostic {
+                        error_type: "InvalidPreflight".into(),
+                        error_message: message,
+                    });
+            }
             handle(
                 &*store,
                 &*target,
@@ -44,6 +59,60 @@ pub async fn serve(
             })
         }
     }))
+    .await
+}
+
+/// `{"Step": "preflight", "SecretId": "..."}`: not one of Secrets Manager's steps.
+pub fn is_preflight(payload: &Value) -> bool {
+    payload.get("Step").and_then(Value::as_str) == Some("preflight")
+}
+
+/// Where a pre-flight runs: the rotator's name, the function's ARN (to compare with the secret's
+/// rotation function), the retirement setting, and the write-permission simulation if any.
+#[derive(Clone, Copy)]
+pub struct Preflight<'a> {
+    pub rotator: &'a str,
+    pub function: Option<&'a str>,
+    pub retire: Retire,
+    pub writes: Option<&'a dyn crate::preflight::WriteAccess>,
+}
+
+/// Runs the read-only pre-flight check and answers with its report (a bad event is an error).
+pub async fn preflight(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    payload: &Value,
+    deadline: Option<SystemTime>,
+    ctx: Preflight<'_>,
+) -> Result<Value, String> {
+    let secret = match payload.get("SecretId") {
+        Some(Value::String(s)) if !s.trim().is_empty() && !s.chars().any(char::is_control) => s,
+        _ => {
+            return Err(
+                "invalid preflight event: field `SecretId` must be a non-empty string".into(),
+            );
+        }
+    };
+    let span = tracing::info_span!("preflight", rotator = ctx.rotator, secret_id = %secret);
+    async {
+        let checks = crate::preflight::run(
+            store,
+            target,
+            secret,
+            ctx.function,
+            deadline,
+            ctx.retire,
+            ctx.writes,
+        )
+        .await;
+        let failed = checks
+            .iter()
+            .filter(|c| c.status == crate::preflight::Status::Failed)
+            .count();
+        tracing::info!(checks = checks.len(), failed, "preflight finished");
+        Ok(crate::preflight::report(ctx.rotator, secret, &checks))
+    }
+    .instrument(span)
     .await
 }
 

@@ -45,6 +45,12 @@ pub trait Target: Send + Sync {
     /// Where the service can tell, a target first asks whether the credential was used after it
     /// stopped being current and reports it with `Versions::report_previous_in_use`.
     async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error>;
+
+    /// The pre-flight check: prove, without changing anything, what the four steps will need of
+    /// the service (the current value parses, the service accepts the current credential, other
+    /// secrets it needs are readable and usable, the permissions it needs). `v` has `AWSCURRENT`
+    /// and `AWSPREVIOUS` only. Messages are the ones the failing step would give.
+    async fn check(&self, v: &Versions<'_>, retire: Retire) -> Vec<crate::preflight::Check>;
 }
 
 /// The secret's versions as one step sees them. Values are read on first use and cached, so a

@@ -229,6 +229,24 @@ impl Target for KeyService<'_> {
         }
     }
 
+    async fn check(&self, v: &Versions<'_>, _retire: Retire) -> Vec<crate::preflight::Check> {
+        let key = match v.current().await {
+            Ok(c) => key_of(c, AWSCURRENT),
+            Err(e) => Err(e),
+        };
+        let works = key.map(|k| self.keys.lock().unwrap().contains(&k));
+        vec![match works {
+            Ok(true) => {
+                crate::preflight::Check::ok("current key", "the service accepts the AWSCURRENT key")
+            }
+            Ok(false) => crate::preflight::Check::failed(
+                "current key",
+                "the service refuses the AWSCURRENT key",
+            ),
+            Err(e) => crate::preflight::Check::failed("current key", e.to_string()),
+        }]
+    }
+
     async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
         let current = key_of(v.current().await?, AWSCURRENT)?;
         if let Some(previous) = v.previous().await? {

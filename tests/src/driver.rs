@@ -100,6 +100,38 @@ pub async fn rotate_ok(
     r
 }
 
+/// Invokes the function's read-only pre-flight check for a secret; its report.
+pub async fn preflight(
+    function: &mut Function,
+    secret_id: &str,
+) -> Result<serde_json::Value, String> {
+    function.ensure_running().await.map_err(|e| e.to_string())?;
+    let event = json!({"Step": "preflight", "SecretId": secret_id});
+    match function.invoke(&event, Duration::from_secs(60)).await {
+        Ok(Reply::Response(report)) => Ok(report),
+        Ok(Reply::Error(message)) => Err(message),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The report as lines: one per check, status first.
+pub fn format_report(report: &serde_json::Value) -> String {
+    let mut out = format!(
+        "preflight of {}: {}\n",
+        report["secret"].as_str().unwrap_or_default(),
+        report["preflight"].as_str().unwrap_or_default()
+    );
+    for c in report["checks"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {:<13} {:<24} {}\n",
+            c["status"].as_str().unwrap_or_default(),
+            c["check"].as_str().unwrap_or_default(),
+            c["message"].as_str().unwrap_or_default()
+        ));
+    }
+    out
+}
+
 /// Invokes one step for `token` as Secrets Manager does (with a `RotationToken`); `Err` is the
 /// function's error message, or why it gave none.
 pub async fn step(

@@ -423,6 +423,35 @@ fn route(
         return error(StatusCode::UNAUTHORIZED, "Requires authentication");
     };
     match (&req.method, segs.as_slice()) {
+        (&Method::GET, ["app", "installations", id]) => {
+            let app = match app_of(st, &credential) {
+                Ok(app) => app,
+                Err(m) => return error(StatusCode::UNAUTHORIZED, m),
+            };
+            let Some((inst_id, inst)) = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|i| st.installations.get(&i).map(|x| (i, x)))
+                .filter(|(_, x)| x.app_id == app)
+            else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let when = "2026-01-01T00:00:00Z";
+            (
+                StatusCode::OK,
+                Some(json!({
+                    "id": inst_id, "app_id": app, "app_slug": "rotation-app", "target_id": 1,
+                    "target_type": "Organization", "single_file_name": null,
+                    "repository_selection": "selected",
+                    "access_tokens_url": format!("https://api.github.local/app/installations/{inst_id}/access_tokens"),
+                    "html_url": format!("https://github.local/organizations/acme/settings/installations/{inst_id}"),
+                    "repositories_url": "https://api.github.local/installation/repositories",
+                    "events": [], "account": null, "permissions": inst.permissions,
+                    "created_at": when, "updated_at": when, "suspended_by": null,
+                    "suspended_at": if inst.suspended { json!(when) } else { Value::Null },
+                })),
+            )
+        }
         (&Method::POST, ["app", "installations", id, "access_tokens"]) => {
             let app = match app_of(st, &credential) {
                 Ok(app) => app,

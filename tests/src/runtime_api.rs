@@ -54,6 +54,9 @@ struct Invocation {
 
 #[derive(Default)]
 struct State {
+    /// The ARN the function is told it runs as: `stack::function_arn` of the binary's name, the
+    /// ARN the driver configures as the secret's rotation function.
+    function_arn: String,
     waiting: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
     /// When the function first asked for work: the end of its init phase.
     first_poll: std::sync::OnceLock<Instant>,
@@ -83,7 +86,12 @@ impl Function {
         let (queue, next) = mpsc::channel::<Invocation>(1);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State::default());
+        let name = binary.file_name().unwrap_or_default().to_string_lossy();
+        let state = Arc::new(State {
+            function_arn: crate::stack::function_arn(&name),
+            waiting: Mutex::default(),
+            first_poll: std::sync::OnceLock::new(),
+        });
         tokio::spawn(serve(
             listener,
             Arc::new(tokio::sync::Mutex::new(next)),
@@ -282,9 +290,7 @@ async fn route(
         );
         h.insert(
             "lambda-runtime-invoked-function-arn",
-            "arn:aws:lambda:us-east-1:123456789012:function:local"
-                .parse()
-                .unwrap(),
+            state.function_arn.parse().unwrap(),
         );
         h.insert(
             "lambda-runtime-trace-id",

@@ -142,8 +142,9 @@ async fn invoke(f: &mut Function, step: Step, arn: &str, token: &str) -> Result<
     driver::step(f, step, arn, token, Duration::from_secs(30)).await
 }
 
-/// Runs one case; returns the error message after checking nothing changed.
-async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
+/// Runs one case; returns the error message after checking nothing changed, and the pre-flight's
+/// report for the same misconfiguration (events are not the pre-flight's: `None`).
+async fn run(r: &Rotator, f: &mut Function, input: Input) -> (String, Option<Value>) {
     let store = AwsStore::new(r.client.clone());
     let name = stack::unique("bad-input");
     let arn = match &input {
@@ -171,8 +172,10 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
         .await
         .ok()
         .map(|v| v.value);
+    let mut report = None;
     let err = match input {
         Input::Value(_) | Input::Binary(_) => {
+            report = Some(driver::preflight(f, &arn).await.unwrap());
             invoke(f, Step::Create, &arn, &token).await.unwrap_err()
         }
         Input::Event(event) => {
@@ -190,6 +193,7 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
                 .send()
                 .await
                 .unwrap();
+            report = Some(driver::preflight(f, &arn).await.unwrap());
             invoke(f, Step::Create, &arn, &token).await.unwrap_err()
         }
         Input::DeletedMidRotation => {
@@ -203,6 +207,7 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
                 .await
                 .unwrap();
             let err = invoke(f, Step::Set, &arn, &token).await.unwrap_err();
+            let report = driver::preflight(f, &arn).await.unwrap();
             r.client
                 .restore_secret()
                 .secret_id(&arn)
@@ -211,7 +216,7 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
                 .unwrap();
             assert_eq!(store.describe(&arn).await.unwrap().labels, before, "{err}");
             assert!(r.service_unchanged().await, "{err}");
-            return err;
+            return (err, Some(report));
         }
     };
     assert_eq!(
@@ -232,7 +237,7 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> String {
         r.service_unchanged().await,
         "the service changed after: {err}"
     );
-    err
+    (err, report)
 }
 
 async fn matrix(r: Rotator, cases: Vec<(Input, &str)>) -> usize {
@@ -283,9 +288,26 @@ async fn matrix(r: Rotator, cases: Vec<(Input, &str)>) -> usize {
             "has no SecretString",
         ),
     ];
-    let mut refused = 0;
+    let (mut refused, mut reported) = (0, 0);
     for (input, want) in common.into_iter().chain(cases) {
-        let err = run(&r, &mut f, input).await;
+        let (err, report) = run(&r, &mut f, input).await;
+        // The pre-flight reports the same misconfiguration, with the same message, as not ok.
+        if let Some(report) = report {
+            let text = driver::format_report(&report);
+            let found = report["checks"].as_array().unwrap().iter().any(|c| {
+                c["status"] != "ok" && c["message"].as_str().unwrap_or_default().contains(want)
+            });
+            assert!(
+                found,
+                "{}: the pre-flight does not report `{want}`:\n{text}",
+                r.binary
+            );
+            assert!(
+                !text.contains("Good-pw-1") && !text.contains("sk-hidden"),
+                "{text}"
+            );
+            reported += 1;
+        }
         assert!(
             err.contains(want),
             "{}: {err} should contain {want}",
@@ -298,7 +320,10 @@ async fn matrix(r: Rotator, cases: Vec<(Input, &str)>) -> usize {
         refused += 1;
     }
     f.stop().await;
-    println!("{}: {refused} bad inputs refused cleanly", r.binary);
+    println!(
+        "{}: {refused} bad inputs refused cleanly, {reported} of them reported by the pre-flight",
+        r.binary
+    );
     refused
 }
 

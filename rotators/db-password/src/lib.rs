@@ -20,7 +20,9 @@ pub mod sql;
 use async_trait::async_trait;
 use db::{Conn, Settings};
 use secret::{DbSecret, pair, partner};
+use shared::config::Retire;
 use shared::password::PasswordPolicy;
+use shared::preflight::Check;
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
 use std::collections::BTreeMap;
@@ -130,8 +132,93 @@ impl Target for DbPassword {
     /// working when setSecret changed it, and in alternating mode the previous user stays valid
     /// until the next rotation's setSecret gives it a new password (which first reports any open
     /// session of it), so clients holding it have a whole rotation period to refresh.
-    async fn retire(&self, _v: &Versions<'_>, _when: shared::config::Retire) -> Result<(), Error> {
+    async fn retire(&self, _v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// The current value parses; the current credentials log in (over the configured TLS); in
+    /// alternating mode the pair fits, the master secret is readable, on this database, not one
+    /// of the pair, and its credentials log in. Nothing is changed.
+    async fn check(&self, v: &Versions<'_>, _retire: Retire) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let current = match v.current().await {
+            Ok(c) => DbSecret::parse(c, AWSCURRENT),
+            Err(e) => Err(e),
+        };
+        let current = match current {
+            Ok(c) => c,
+            Err(e) => return vec![Check::failed("AWSCURRENT value", e.to_string())],
+        };
+        let tls = if current.ssl {
+            "TLS verify-full"
+        } else {
+            "plain text (the secret says \"ssl\": false)"
+        };
+        checks.push(Check::ok(
+            "AWSCURRENT value",
+            format!(
+                "{} user {:?} at {}",
+                current.engine.name(),
+                current.username,
+                current.endpoint()
+            ),
+        ));
+        let login = self
+            .login(&current, &current)
+            .await
+            .map(drop)
+            .map_err(Error::target);
+        checks.push(Check::of(
+            "current credentials",
+            format!(
+                "user {:?} logs in at {} over {tls}",
+                current.username,
+                current.endpoint()
+            ),
+            login,
+        ));
+        let Some(masterarn) = &current.masterarn else {
+            return checks;
+        };
+        let pair = pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e));
+        let pair_text = pair
+            .as_ref()
+            .map(|(o, c)| format!("alternates between {o:?} and {c:?}"));
+        checks.push(Check::of(
+            "alternating users",
+            pair_text.unwrap_or_default(),
+            pair,
+        ));
+        let master = self.master(v, masterarn, &current).await;
+        let Ok(master) = master else {
+            checks.push(Check::of("master secret", "", master));
+            return checks;
+        };
+        checks.push(Check::ok(
+            "master secret",
+            format!(
+                "{masterarn} is readable, for {} at {}, and its user is not one of the pair",
+                current.engine.name(),
+                master.endpoint()
+            ),
+        ));
+        let mut place = master.clone();
+        place.dbname = current.dbname.clone();
+        let login = self
+            .login(&place, &master)
+            .await
+            .map(drop)
+            .map_err(|e| Error::target(format!("the master credentials do not log in: {e}")));
+        checks.push(Check::of(
+            "master credentials",
+            format!(
+                "master user {:?} logs in at {}",
+                master.username,
+                master.endpoint()
+            ),
+            login,
+        ));
+        checks
     }
 }
 

@@ -349,6 +349,59 @@ impl Api {
         })
     }
 
+    /// `GET /app/installations/{id}` with the App's JWT: the installation (permissions,
+    /// repository selection, suspension). Read-only.
+    pub async fn installation(
+        &self,
+        app_id: u64,
+        pem: &SecretString,
+        installation_id: u64,
+        until: Instant,
+    ) -> Result<Value, Error> {
+        let app = self.app(app_id, pem)?;
+        let route = format!("/app/installations/{installation_id}");
+        let what = format!("GET {route}");
+        let a = self
+            .send(
+                &app,
+                Verb::Get,
+                &self.url(&route),
+                "GetInstallation",
+                &what,
+                until,
+            )
+            .await?;
+        match a.status {
+            200 => Ok(a.body),
+            _ => Err(failure(&what, &a)),
+        }
+    }
+
+    /// Whether a token authenticates: one `GET /installation/repositories?per_page=1`. A 401 is
+    /// `Error::Dead` (expired or revoked).
+    pub async fn token_works(&self, token: &SecretString, until: Instant) -> Result<(), Error> {
+        let client = self.with_token(token)?;
+        let what = "GET /installation/repositories";
+        let a = self
+            .send(
+                &client,
+                Verb::Get,
+                &self.url("/installation/repositories?per_page=1"),
+                "ListInstallationRepositories",
+                what,
+                until,
+            )
+            .await?;
+        match a.status {
+            200 => Ok(()),
+            401 => Err(Error::dead(format!(
+                "GitHub {what}: HTTP 401 {}: the token is expired or revoked",
+                detail(&a.body)
+            ))),
+            _ => Err(failure(what, &a)),
+        }
+    }
+
     /// `DELETE /installation/token`; a token that is already dead (401) counts as revoked.
     pub async fn revoke(&self, token: &SecretString, until: Instant) -> Result<(), Error> {
         let client = self.with_token(token)?;

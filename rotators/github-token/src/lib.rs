@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use secret::{GhSecret, Kind};
 use serde_json::{Value, json};
 use shared::config::Retire;
+use shared::preflight::Check;
 use shared::retry::budget;
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
@@ -377,6 +378,123 @@ impl Target for GitHubToken {
                 }
             }
         }
+    }
+
+    /// The current value parses; the App's key secret is readable and its JWT is accepted; the
+    /// installation exists, is not suspended and grants what the kind needs; the current token
+    /// still works. Only GETs: minting a token would be a write.
+    async fn check(&self, v: &Versions<'_>, _retire: Retire) -> Vec<Check> {
+        let current = match v.current().await {
+            Ok(c) => GhSecret::parse(c, AWSCURRENT),
+            Err(e) => Err(e),
+        };
+        let current = match current {
+            Ok(c) => c,
+            Err(e) => return vec![Check::failed("AWSCURRENT value", e.to_string())],
+        };
+        let mut checks = vec![Check::ok(
+            "AWSCURRENT value",
+            format!(
+                "App {}, installation {}",
+                current.app_id, current.installation_id
+            ),
+        )];
+        let pem = match self.app_key(v, &current).await {
+            Ok(pem) => pem,
+            Err(e) => {
+                checks.push(Check::failed("App private key", e.to_string()));
+                return checks;
+            }
+        };
+        checks.push(Check::ok(
+            "App private key",
+            format!(
+                "{} (field `private_key_secret_arn`) holds a private key",
+                current.private_key_secret_arn
+            ),
+        ));
+        let until = budget(v.deadline());
+        let installation = self
+            .api
+            .installation(current.app_id, &pem, current.installation_id, until)
+            .await;
+        let installation = match installation {
+            Ok(i) => i,
+            Err(e) => {
+                checks.push(Check::failed("installation", e.to_string()));
+                return checks;
+            }
+        };
+        checks.push(if installation["suspended_at"].is_null() {
+            Check::ok(
+                "installation",
+                format!(
+                    "the App's JWT is accepted and installation {} is active",
+                    current.installation_id
+                ),
+            )
+        } else {
+            Check::failed(
+                "installation",
+                format!("installation {} is suspended", current.installation_id),
+            )
+        });
+        let granted = &installation["permissions"];
+        let needed: Vec<(String, String)> = match current.kind {
+            Kind::DeployKey => vec![("administration".into(), "write".into())],
+            Kind::InstallationToken => current
+                .field("permissions")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let missing: Vec<String> = needed
+            .iter()
+            .filter(|(name, level)| {
+                let has = granted[name.as_str()].as_str();
+                !(has == Some("write") || (has == Some("read") && level == "read"))
+            })
+            .map(|(name, level)| format!("{name}: {level}"))
+            .collect();
+        checks.push(if missing.is_empty() {
+            Check::ok(
+                "permissions",
+                "the installation grants every permission the rotation asks for",
+            )
+        } else {
+            Check::failed(
+                "permissions",
+                format!("the installation does not grant {}", missing.join(", ")),
+            )
+        });
+        match current.kind {
+            Kind::InstallationToken => {
+                checks.push(Check::not_verified(
+                    "repositories",
+                    "which repositories a token reaches is checked by testSecret; listing them needs a token, and minting one is a write",
+                ));
+                if let Some(token) = &current.credential {
+                    checks.push(Check::of(
+                        "current credentials",
+                        "the AWSCURRENT token works",
+                        self.api.token_works(token, until).await,
+                    ));
+                }
+            }
+            Kind::DeployKey => checks.push(Check::not_verified(
+                "repository",
+                format!(
+                    "access to {}/{} is checked by setSecret; listing its deploy keys needs a token, and minting one is a write",
+                    current.str_field("owner"),
+                    current.str_field("repo")
+                ),
+            )),
+        }
+        checks
     }
 
     /// The same whenever it runs (`RETIRE_PREVIOUS`): revoke the previous token; delete this

@@ -20,10 +20,11 @@ use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::StatusType;
 use secret::KeySecret;
 use shared::config::Retire;
+use shared::preflight::Check;
 use shared::retry::{budget, retry_until};
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 pub const ROTATOR: &str = "iam-access-key";
 
@@ -216,48 +217,18 @@ impl IamAccessKey {
         current: &KeySecret,
         previous: Option<&str>,
     ) -> Result<(), Error> {
-        let user = &current.user;
-        let keys = self.keys(user).await?;
-        if keys.len() < 2 {
-            return Ok(());
+        let keys = self.keys(&current.user).await?;
+        let began = match keys.len() {
+            0 | 1 => None,
+            _ => v.rotation_began().await?,
+        };
+        match room_plan(&keys, current, previous, began)? {
+            None => Ok(()),
+            Some((key, why)) => {
+                tracing::info!(key = %key, "deleting {why} to make room");
+                self.delete_key(&current.user, &key).await
+            }
         }
-        let others: Vec<&Key> = keys.iter().filter(|k| k.id != current.key_id).collect();
-        let began = v.rotation_began().await?;
-        let orphan = others.iter().find(|k| {
-            Some(k.id.as_str()) != previous
-                && matches!((k.created, began), (Some(c), Some(b)) if minted_after(c, b))
-        });
-        if let Some(orphan) = orphan {
-            tracing::info!(key = %orphan.id, "deleting the key an earlier attempt of this rotation minted but never stored");
-            return self.delete_key(user, &orphan.id).await;
-        }
-        // An inactive key serves no one; the previous one is ours, so it goes first.
-        let inactive = others
-            .iter()
-            .filter(|k| !k.active)
-            .min_by_key(|k| Some(k.id.as_str()) != previous);
-        if let Some(old) = inactive {
-            tracing::info!(key = %old.id, "deleting an inactive key to make room");
-            return self.delete_key(user, &old.id).await;
-        }
-        let old = others.first().expect("two keys, one is not current");
-        if Some(old.id.as_str()) == previous {
-            return Err(Error::target(format!(
-                "user {user:?} already has two access keys: {} (AWSCURRENT) and {} (AWSPREVIOUS), and {} is still active, so \
-                 making room would delete a key that may be in use; deactivate or delete it, or set OLD_KEY_ACTION to \
-                 deactivate or delete so finishSecret retires old keys",
-                current.key_id, old.id, old.id
-            )));
-        }
-        Err(Error::target(format!(
-            "user {user:?} already has two access keys: {} (AWSCURRENT) and {}, an active key created {} ago that no \
-             version of this secret holds; it may belong to another system, so it is not deleted. If nothing uses it \
-             (iam:GetAccessKeyLastUsed tells), deactivate or delete {}, then rotate again",
-            current.key_id,
-            old.id,
-            age(old.created),
-            old.id
-        )))
     }
 
     fn pending_with_user(
@@ -276,6 +247,57 @@ impl IamAccessKey {
         }
         Ok(pending)
     }
+}
+
+/// Which key createSecret deletes to make room for a new one (`None`: there is room), and why;
+/// or the refusal, naming the key. `began`: when this rotation's version was created.
+fn room_plan(
+    keys: &[Key],
+    current: &KeySecret,
+    previous: Option<&str>,
+    began: Option<SystemTime>,
+) -> Result<Option<(String, &'static str)>, Error> {
+    if keys.len() < 2 {
+        return Ok(None);
+    }
+    let user = &current.user;
+    let others: Vec<&Key> = keys.iter().filter(|k| k.id != current.key_id).collect();
+    let orphan = others.iter().find(|k| {
+        Some(k.id.as_str()) != previous
+            && matches!((k.created, began), (Some(c), Some(b)) if minted_after(c, b))
+    });
+    if let Some(orphan) = orphan {
+        return Ok(Some((
+            orphan.id.clone(),
+            "the key an earlier attempt of this rotation minted but never stored",
+        )));
+    }
+    // An inactive key serves no one; the previous one is ours, so it goes first.
+    let inactive = others
+        .iter()
+        .filter(|k| !k.active)
+        .min_by_key(|k| Some(k.id.as_str()) != previous);
+    if let Some(old) = inactive {
+        return Ok(Some((old.id.clone(), "an inactive key")));
+    }
+    let old = others.first().expect("two keys, one is not current");
+    if Some(old.id.as_str()) == previous {
+        return Err(Error::target(format!(
+            "user {user:?} already has two access keys: {} (AWSCURRENT) and {} (AWSPREVIOUS), and {} is still active, so \
+             making room would delete a key that may be in use; deactivate or delete it, or set RETIRE_PREVIOUS to \
+             next-rotation (or finish with OLD_KEY_ACTION) so old keys are retired",
+            current.key_id, old.id, old.id
+        )));
+    }
+    Err(Error::target(format!(
+        "user {user:?} already has two access keys: {} (AWSCURRENT) and {}, an active key created {} ago that no \
+         version of this secret holds; it may belong to another system, so it is not deleted. If nothing uses it \
+         (iam:GetAccessKeyLastUsed tells), deactivate or delete {}, then rotate again",
+        current.key_id,
+        old.id,
+        age(old.created),
+        old.id
+    )))
 }
 
 #[async_trait]
@@ -349,44 +371,69 @@ impl Target for IamAccessKey {
                 pending.key_id, pending.user
             )));
         }
-        let user_arn = self.iam.get_user().user_name(&pending.user).send().await;
-        let user_arn = called("GetUser", user_arn)
-            .map_err(|e| iam_error(format!("GetUser {:?}", pending.user), e))?
-            .user()
-            .map(|u| u.arn().to_owned())
-            .ok_or_else(|| Error::target("IAM GetUser returned no user"))?;
-        let credentials = aws_sdk_sts::config::Credentials::new(
-            &pending.key_id,
-            pending.secret_key.expose(),
-            None,
-            None,
-            "pending-access-key",
-        );
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&self.sdk)
-                .credentials_provider(credentials)
-                .build(),
-        );
-        let until = budget(v.deadline());
-        let arn = retry_until(until, || async {
-            let out = called("GetCallerIdentity", sts.get_caller_identity().send().await)
-                .map_err(|e| describe(&e))?;
-            Ok(out.arn().unwrap_or_default().to_owned())
-        })
-        .await
-        .map_err(|e| {
-            Error::target(format!(
-                "STS did not accept the AWSPENDING key {}: {e}",
-                pending.key_id
-            ))
-        })?;
-        if arn != user_arn {
-            return Err(Error::target(format!(
-                "the AWSPENDING key {} signs in as {arn}, not as {user_arn}",
-                pending.key_id
-            )));
+        self.signs_in(&pending, AWSPENDING, budget(v.deadline()))
+            .await
+    }
+
+    /// The current value parses; the user exists and the current key is one of its active keys
+    /// and signs in as the user; there is (or createSecret will make) room for a new key.
+    async fn check(&self, v: &Versions<'_>, retire: Retire) -> Vec<Check> {
+        let current = match v.current().await {
+            Ok(c) => KeySecret::parse(c, AWSCURRENT),
+            Err(e) => Err(e),
+        };
+        let current = match current {
+            Ok(c) => c,
+            Err(e) => return vec![Check::failed("AWSCURRENT value", e.to_string())],
+        };
+        let mut checks = vec![Check::ok(
+            "AWSCURRENT value",
+            format!("user {:?}, key {}", current.user, current.key_id),
+        )];
+        let keys = match self.keys(&current.user).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                checks.push(Check::failed("IAM user", e.to_string()));
+                return checks;
+            }
+        };
+        checks.push(match keys.iter().find(|k| k.id == current.key_id) {
+            Some(k) if k.active => Check::ok(
+                "current key",
+                format!("{} is an active key of the user", k.id),
+            ),
+            Some(k) => Check::failed(
+                "current key",
+                format!("{} is a key of the user but inactive", k.id),
+            ),
+            None => Check::failed(
+                "current key",
+                format!("{} is not a key of user {:?}", current.key_id, current.user),
+            ),
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        checks.push(Check::of(
+            "current credentials",
+            "the AWSCURRENT key signs in as the user (sts:GetCallerIdentity)",
+            self.signs_in(&current, AWSCURRENT, until).await,
+        ));
+        let previous = self.previous_key(v, &current.user).await.ok().flatten();
+        let mut left: Vec<Key> = keys;
+        if retire == Retire::NextRotation && previous.as_deref() != Some(current.key_id.as_str()) {
+            // The next rotation deletes the previous key before it mints.
+            left.retain(|k| Some(k.id.as_str()) != previous.as_deref());
         }
-        Ok(())
+        checks.push(
+            match room_plan(&left, &current, previous.as_deref(), None) {
+                Ok(None) => Check::ok("key slot", "there is room for a new key"),
+                Ok(Some((key, why))) => Check::ok(
+                    "key slot",
+                    format!("createSecret will delete {why}, {key}, to make room"),
+                ),
+                Err(e) => Check::failed("key slot", e.to_string()),
+            },
+        );
+        checks
     }
 
     async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error> {
@@ -426,6 +473,48 @@ impl Target for IamAccessKey {
 }
 
 impl IamAccessKey {
+    /// Signs `sts:GetCallerIdentity` with the key of `s` and checks it is the user's (from
+    /// `iam:GetUser`); new keys take seconds to propagate, so this retries until `until`.
+    async fn signs_in(&self, s: &KeySecret, stage: &str, until: Instant) -> Result<(), Error> {
+        let user_arn = self.iam.get_user().user_name(&s.user).send().await;
+        let user_arn = called("GetUser", user_arn)
+            .map_err(|e| iam_error(format!("GetUser {:?}", s.user), e))?
+            .user()
+            .map(|u| u.arn().to_owned())
+            .ok_or_else(|| Error::target("IAM GetUser returned no user"))?;
+        let credentials = aws_sdk_sts::config::Credentials::new(
+            &s.key_id,
+            s.secret_key.expose(),
+            None,
+            None,
+            "rotated-access-key",
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&self.sdk)
+                .credentials_provider(credentials)
+                .build(),
+        );
+        let arn = retry_until(until, || async {
+            let out = called("GetCallerIdentity", sts.get_caller_identity().send().await)
+                .map_err(|e| describe(&e))?;
+            Ok(out.arn().unwrap_or_default().to_owned())
+        })
+        .await
+        .map_err(|e| {
+            Error::target(format!(
+                "STS did not accept the {stage} key {}: {e}",
+                s.key_id
+            ))
+        })?;
+        if arn != user_arn {
+            return Err(Error::target(format!(
+                "the {stage} key {} signs in as {arn}, not as {user_arn}",
+                s.key_id
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the previous key was used after it stopped being current (`GetAccessKeyLastUsed`):
     /// a consumer that never refreshed. Information only; a failure to tell is logged, not fatal.
     async fn report_late_use(&self, v: &Versions<'_>, key: &str) {

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use shared::password::PasswordPolicy;
+use shared::preflight::Check;
 use shared::store::{AWSCURRENT, AWSPENDING};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
 
@@ -57,5 +58,18 @@ impl Target for RandomPassword {
 
     async fn retire(&self, _v: &Versions<'_>, _when: shared::config::Retire) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// No service: the current value must be a JSON object (createSecret replaces `password`).
+    async fn check(&self, v: &Versions<'_>, _retire: shared::config::Retire) -> Vec<Check> {
+        let parsed = match v.current().await {
+            Ok(c) => c.json_object().map_err(|e| Error::value(AWSCURRENT, e)),
+            Err(e) => Err(e),
+        };
+        vec![Check::of(
+            "AWSCURRENT value",
+            format!("AWSCURRENT is a JSON object; createSecret writes a new `{FIELD}`"),
+            parsed,
+        )]
     }
 }

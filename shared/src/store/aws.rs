@@ -62,6 +62,15 @@ impl SecretStore for AwsStore {
         Ok(SecretMeta {
             arn: out.arn().unwrap_or(secret_id).to_owned(),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            rotation_lambda_arn: out.rotation_lambda_arn().map(str::to_owned),
+            rotation_schedule: out.rotation_rules().and_then(|r| {
+                r.schedule_expression().map(str::to_owned).or_else(|| {
+                    r.automatically_after_days().map(|d| match d {
+                        1 => "every day".to_owned(),
+                        d => format!("every {d} days"),
+                    })
+                })
+            }),
             labels: Labels(labels),
             tags: out
                 .tags()

@@ -128,6 +128,8 @@ impl SecretStore for MemoryStore {
             Ok(SecretMeta {
                 arn: s.arn.clone(),
                 rotation_enabled: s.rotation_enabled,
+                rotation_lambda_arn: None,
+                rotation_schedule: None,
                 labels: s.labels.clone(),
                 tags: Vec::new(),
             })

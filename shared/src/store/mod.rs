@@ -22,6 +22,10 @@ pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 pub struct SecretMeta {
     pub arn: String,
     pub rotation_enabled: bool,
+    /// The rotation function Secrets Manager invokes, once rotation was configured.
+    pub rotation_lambda_arn: Option<String>,
+    /// The rotation schedule (`ScheduleExpression`, or every N days), once configured.
+    pub rotation_schedule: Option<String>,
     pub labels: Labels,
     /// The secret's tags, e.g. the `aws:rds:primaryDBInstanceArn` of an RDS-managed secret.
     pub tags: Vec<(String, String)>,

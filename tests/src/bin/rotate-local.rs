@@ -1,7 +1,10 @@
 //! `rotate-local`: rotate a secret on the local stack the way `aws secretsmanager rotate-secret`
 //! does, running a rotator binary through the Lambda Runtime API.
 //!
-//! Usage: rotate-local --secret-id ID --function PATH [--resume] [--env NAME=VALUE]... [--logs]
+//! Usage: rotate-local --secret-id ID --function PATH [--resume | --preflight] [--env NAME=VALUE]... [--logs]
+//!
+//! `--preflight` runs the function's read-only pre-flight check instead of a rotation and prints
+//! its report; the exit status is 1 when a check failed.
 
 use e2e::driver::{self, Options};
 use e2e::runtime_api::Function;
@@ -9,8 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str =
-    "usage: rotate-local --secret-id ID --function PATH [--resume] [--env NAME=VALUE]... [--logs]";
+const USAGE: &str = "usage: rotate-local --secret-id ID --function PATH [--resume | --preflight] [--env NAME=VALUE]... [--logs]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -26,13 +28,14 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<bool, String> {
     let (mut secret, mut function, mut env) = (None, None, Vec::new());
-    let (mut resume, mut logs) = (false, false);
+    let (mut resume, mut logs, mut preflight) = (false, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--secret-id" => secret = args.next(),
             "--function" => function = args.next().map(PathBuf::from),
             "--resume" => resume = true,
+            "--preflight" => preflight = true,
             "--logs" => logs = true,
             "--env" => {
                 let pair = args.next().ok_or(USAGE)?;
@@ -53,6 +56,13 @@ async fn run() -> Result<bool, String> {
     let mut f = Function::start(&function, &env, logs)
         .await
         .map_err(|e| format!("cannot start {}: {e}", function.display()))?;
+    if preflight {
+        let report = driver::preflight(&mut f, &secret).await;
+        f.stop().await;
+        let report = report?;
+        print!("{}", driver::format_report(&report));
+        return Ok(report["preflight"] == "ok");
+    }
     let opts = Options {
         resume,
         lambda_arn: e2e::stack::function_arn(&name),
