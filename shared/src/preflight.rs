@@ -71,6 +71,18 @@ impl Check {
     }
 }
 
+/// The `AWSCURRENT` value parsed by the target's own parser, or the failed check that reports it
+/// with the message the failing step would give.
+pub async fn current_as<T>(
+    v: &Versions<'_>,
+    parse: impl FnOnce(&crate::SecretString, &'static str) -> Result<T, Error>,
+) -> Result<T, Check> {
+    v.current()
+        .await
+        .and_then(|c| parse(c, crate::store::AWSCURRENT))
+        .map_err(|e| Check::failed("AWSCURRENT value", e.to_string()))
+}
+
 /// What the protocol's checks need beyond the store: whether the function may make the write
 /// calls (`iam:SimulatePrincipalPolicy`), when the deployment can tell.
 #[async_trait::async_trait]

@@ -141,13 +141,9 @@ impl Target for DbPassword {
     /// of the pair, and its credentials log in. Nothing is changed.
     async fn check(&self, v: &Versions<'_>, _retire: Retire) -> Vec<Check> {
         let mut checks = Vec::new();
-        let current = match v.current().await {
-            Ok(c) => DbSecret::parse(c, AWSCURRENT),
-            Err(e) => Err(e),
-        };
-        let current = match current {
+        let current = match shared::preflight::current_as(v, DbSecret::parse).await {
             Ok(c) => c,
-            Err(e) => return vec![Check::failed("AWSCURRENT value", e.to_string())],
+            Err(failed) => return vec![failed],
         };
         let tls = if current.ssl {
             "TLS verify-full"

@@ -384,13 +384,9 @@ impl Target for GitHubToken {
     /// installation exists, is not suspended and grants what the kind needs; the current token
     /// still works. Only GETs: minting a token would be a write.
     async fn check(&self, v: &Versions<'_>, _retire: Retire) -> Vec<Check> {
-        let current = match v.current().await {
-            Ok(c) => GhSecret::parse(c, AWSCURRENT),
-            Err(e) => Err(e),
-        };
-        let current = match current {
+        let current = match shared::preflight::current_as(v, GhSecret::parse).await {
             Ok(c) => c,
-            Err(e) => return vec![Check::failed("AWSCURRENT value", e.to_string())],
+            Err(failed) => return vec![failed],
         };
         let mut checks = vec![Check::ok(
             "AWSCURRENT value",

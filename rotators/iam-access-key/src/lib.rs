@@ -378,13 +378,9 @@ impl Target for IamAccessKey {
     /// The current value parses; the user exists and the current key is one of its active keys
     /// and signs in as the user; there is (or createSecret will make) room for a new key.
     async fn check(&self, v: &Versions<'_>, retire: Retire) -> Vec<Check> {
-        let current = match v.current().await {
-            Ok(c) => KeySecret::parse(c, AWSCURRENT),
-            Err(e) => Err(e),
-        };
-        let current = match current {
+        let current = match shared::preflight::current_as(v, KeySecret::parse).await {
             Ok(c) => c,
-            Err(e) => return vec![Check::failed("AWSCURRENT value", e.to_string())],
+            Err(failed) => return vec![failed],
         };
         let mut checks = vec![Check::ok(
             "AWSCURRENT value",
