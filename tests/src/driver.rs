@@ -100,6 +100,27 @@ pub async fn rotate_ok(
     r
 }
 
+/// Begins a rotation (as `RotateSecret` does) and runs `steps` of it, each of which must succeed;
+/// returns the rotation's token.
+pub async fn begin_and_run(
+    client: &Client,
+    function: &mut Function,
+    arn: &str,
+    lambda_arn: &str,
+    steps: &[Step],
+) -> String {
+    let token = shared::random::version_id();
+    stack::begin_rotation(client, arn, &token, lambda_arn)
+        .await
+        .unwrap();
+    for s in steps {
+        step(function, *s, arn, &token, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    token
+}
+
 /// Invokes the function's read-only pre-flight check for a secret; its report.
 pub async fn preflight(
     function: &mut Function,

@@ -277,21 +277,14 @@ async fn a_pending_token_that_expired_in_an_outage_is_abandoned() {
     let arn = rig.secret(rig.token_secret(FULL)).await;
     rig.rotate_ok(&arn).await;
     let current = rig.value(&arn, AWSCURRENT).await;
-    let token = shared::random::version_id();
-    stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
-        .await
-        .unwrap();
-    for step in [Step::Create, Step::Set] {
-        driver::step(
-            &mut rig.function,
-            step,
-            &arn,
-            &token,
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-    }
+    let token = driver::begin_and_run(
+        &rig.client,
+        &mut rig.function,
+        &arn,
+        &stack::function_arn(BINARY),
+        &[Step::Create, Step::Set],
+    )
+    .await;
     rig.gh.state.lock().unwrap().outage = true;
     let err = driver::step(
         &mut rig.function,

@@ -253,21 +253,14 @@ async fn old_key_action_keep_says_what_to_set_instead() {
 async fn a_deleted_pending_key_is_abandoned_and_the_next_rotation_converges() {
     let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, s0) = rig.user_and_secret().await;
-    let token = shared::random::version_id();
-    stack::begin_rotation(&rig.admin.sm, &arn, &token, &stack::function_arn(BINARY))
-        .await
-        .unwrap();
-    for step in [Step::Create, Step::Set] {
-        driver::step(
-            &mut rig.function,
-            step,
-            &arn,
-            &token,
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-    }
+    let token = driver::begin_and_run(
+        &rig.admin.sm,
+        &mut rig.function,
+        &arn,
+        &stack::function_arn(BINARY),
+        &[Step::Create, Step::Set],
+    )
+    .await;
     let pending = stack::json_value(&rig.store, &arn, AWSPENDING).await;
     let doomed = pending["AccessKeyId"].as_str().unwrap().to_owned();
     rig.admin.delete_key(&user, &doomed).await;

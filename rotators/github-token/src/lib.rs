@@ -290,37 +290,23 @@ impl Target for GitHubToken {
                     if k.read_only == pending.read_only()
                         && key_body(&k.key) == key_body(&public) =>
                 {
-                    Ok(())
+                    return Ok(());
                 }
-                Some(k) => {
-                    // Ours for this version but not this key (a value replaced by hand): redo it.
-                    self.api.delete_key(token, owner, repo, k.id, until).await?;
-                    self.api
-                        .add_key(
-                            token,
-                            owner,
-                            repo,
-                            &want,
-                            &public,
-                            pending.read_only(),
-                            until,
-                        )
-                        .await
-                }
-                None => {
-                    self.api
-                        .add_key(
-                            token,
-                            owner,
-                            repo,
-                            &want,
-                            &public,
-                            pending.read_only(),
-                            until,
-                        )
-                        .await
-                }
+                // Ours for this version but not this key (a value replaced by hand): redo it.
+                Some(k) => self.api.delete_key(token, owner, repo, k.id, until).await?,
+                None => {}
             }
+            self.api
+                .add_key(
+                    token,
+                    owner,
+                    repo,
+                    &want,
+                    &public,
+                    pending.read_only(),
+                    until,
+                )
+                .await
         })
         .await
     }
