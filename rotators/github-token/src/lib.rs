@@ -201,6 +201,12 @@ fn key_body(key: &str) -> String {
     key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
+/// The `type base64` public key of an OpenSSH private key, if it is one.
+fn public_of(private: &SecretString) -> Option<String> {
+    let key = ssh_key::PrivateKey::from_openssh(private.expose()).ok()?;
+    Some(key_body(&key.public_key().to_openssh().ok()?))
+}
+
 /// A new Ed25519 key pair: the private key in OpenSSH form, and the public key line.
 fn generate_key(comment: &str) -> Result<(SecretString, String), Error> {
     let mut seed = [0u8; 32];
@@ -503,11 +509,13 @@ impl Target for GitHubToken {
                 let current_version = v.labels().version_with(AWSCURRENT).unwrap_or(v.token());
                 let keep = title(v.arn(), current_version);
                 let tag = secret_tag(v.arn());
-                // The previous version's key: untagged keys are this secret's only when they are it.
+                // The previous version's key: untagged keys are this secret's only when they are
+                // it. Derived from the version's private key, not its `public_key` field: anyone
+                // may copy another secret's public key into this one, nobody its private key.
                 let previous_key = match v.previous().await? {
                     Some(p) => GhSecret::parse(p, AWSPREVIOUS)
                         .ok()
-                        .map(|p| key_body(p.str_field("public_key"))),
+                        .and_then(|p| public_of(p.credential.as_ref()?)),
                     None => None,
                 };
                 let current_key = key_body(current.str_field("public_key"));
@@ -566,6 +574,14 @@ fn find_pending<'k>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_untagged_key_is_ours_only_by_the_private_key_we_hold() {
+        let (private, public) = generate_key("t").unwrap();
+        assert_eq!(public_of(&private), Some(key_body(&public)));
+        // A `public_key` field copied from elsewhere proves nothing: only a private key counts.
+        assert_eq!(public_of(&SecretString::from(public.as_str())), None);
+    }
 
     #[test]
     fn titles_name_the_secret_and_the_version() {
