@@ -4,14 +4,16 @@
 //! public roots or the CA bundle (Amazon RDS's unless configured) and match the host name. There
 //! is no fallback.
 
+use crate::mysql;
+use crate::net;
 use crate::secret::{DbSecret, Engine};
 use crate::sql;
+use rustls::ClientConfig;
 use shared::SecretString;
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::types::{ToSql, Type};
 
 /// The Amazon RDS CA bundle (certs/README.md), compiled in so every package carries it.
 pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
@@ -22,6 +24,8 @@ pub struct Settings {
     /// PEM CAs trusted beside the public roots: the Amazon RDS bundle unless `DB_CA_BUNDLE_FILE`
     /// or `DB_CA_BUNDLE_PEM` names others.
     pub ca_pem: Vec<u8>,
+    /// Built once from `ca_pem` and the public roots; every TLS login shares it.
+    pub tls: Arc<ClientConfig>,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
 }
@@ -42,12 +46,8 @@ impl Settings {
             (None, Some(pem)) => Some(pem.into_bytes()),
             (None, None) => None,
         };
-        if let Some(pem) = &ca_pem
-            && !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----")
-        {
-            return Err("the DB CA bundle holds no PEM certificate".into());
-        }
         let ca_pem = ca_pem.unwrap_or_else(|| RDS_CA_BUNDLE.to_vec());
+        let tls = net::client_config(&ca_pem)?;
         let seconds = |name: &str| -> Result<Duration, String> {
             match env(name) {
                 None => Ok(Duration::from_secs(5)),
@@ -64,6 +64,7 @@ impl Settings {
         };
         Ok(Self {
             ca_pem,
+            tls,
             connect_timeout: seconds("DB_CONNECT_TIMEOUT_SECONDS")?,
             statement_timeout: seconds("DB_STATEMENT_TIMEOUT_SECONDS")?,
         })
@@ -71,9 +72,10 @@ impl Settings {
 }
 
 pub enum Conn {
-    Pg(PgConnection),
+    /// The connection's I/O runs on its own task until the client is dropped.
+    Pg(tokio_postgres::Client),
     My {
-        conn: MySqlConnection,
+        conn: mysql::Conn,
         mariadb: bool,
         no_backslash_escapes: bool,
     },
@@ -85,6 +87,17 @@ fn scrub(message: String, secrets: &[&SecretString]) -> String {
         .iter()
         .filter(|s| !s.expose().is_empty())
         .fold(message, |m, s| m.replace(s.expose(), "[redacted]"))
+}
+
+/// An error with its causes (tokio-postgres puts the server's message in the cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 /// Logs in with the host, port and TLS setting of `target` and the credentials of `login`.
@@ -101,52 +114,57 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
             "TLS is off because the secret says \"ssl\": false; the password crosses the network in plain text"
         );
     }
+    let tls = target.ssl.then(|| s.tls.clone());
     let attempt = async {
+        let tcp = net::connect(&target.host, target.port)
+            .await
+            .map_err(|e| e.to_string())?;
         match target.engine {
             Engine::Postgres => {
-                let mut o = PgConnectOptions::new()
-                    .host(&target.host)
-                    .port(target.port)
-                    .username(&login.username)
+                let mut config = tokio_postgres::Config::new();
+                config
+                    .user(&login.username)
                     .password(login.password.expose())
-                    .database(target.dbname.as_deref().unwrap_or("postgres"))
-                    .options([(
-                        "statement_timeout",
-                        format!("{}ms", s.statement_timeout.as_millis()),
-                    )]);
-                // sqlx adds these CAs to the public roots.
-                o = if target.ssl {
-                    o.ssl_mode(PgSslMode::VerifyFull)
-                        .ssl_root_cert_from_pem(s.ca_pem.clone())
-                } else {
-                    o.ssl_mode(PgSslMode::Disable)
+                    .dbname(target.dbname.as_deref().unwrap_or("postgres"))
+                    .application_name("secrets-manager-rotation")
+                    .options(format!(
+                        "-c statement_timeout={}",
+                        s.statement_timeout.as_millis()
+                    ))
+                    .ssl_mode(if tls.is_some() {
+                        tokio_postgres::config::SslMode::Require
+                    } else {
+                        tokio_postgres::config::SslMode::Disable
+                    });
+                let connector = net::PgTls {
+                    config: s.tls.clone(),
+                    host: target.host.clone(),
                 };
-                PgConnection::connect_with(&quiet(o)).await.map(Conn::Pg)
+                let (client, connection) = config
+                    .connect_raw(tcp, connector)
+                    .await
+                    .map_err(|e| chain(&e))?;
+                tokio::spawn(connection);
+                Ok::<_, String>(Conn::Pg(client))
             }
             Engine::MySql | Engine::MariaDb => {
-                let mut o = MySqlConnectOptions::new()
-                    .host(&target.host)
-                    .port(target.port)
-                    .username(&login.username)
-                    .password(login.password.expose());
-                if let Some(db) = &target.dbname {
-                    o = o.database(db);
-                }
-                o = if target.ssl {
-                    o.ssl_mode(MySqlSslMode::VerifyIdentity)
-                        .ssl_ca_from_pem(s.ca_pem.clone())
-                } else {
-                    o.ssl_mode(MySqlSslMode::Disabled)
-                };
-                let mut conn = MySqlConnection::connect_with(&quiet(o)).await?;
-                let (version, mode): (String, String) =
-                    sqlx::query_as("SELECT VERSION(), @@SESSION.sql_mode")
-                        .fetch_one(&mut conn)
-                        .await?;
+                let mut conn = mysql::Conn::login(
+                    tcp,
+                    mysql::Login {
+                        host: &target.host,
+                        user: &login.username,
+                        password: login.password.expose(),
+                        database: target.dbname.as_deref(),
+                        tls,
+                    },
+                )
+                .await?;
+                let mode = conn.query("SELECT @@SESSION.sql_mode").await?;
+                let mode = mode.first().and_then(|r| r.first().cloned().flatten());
                 Ok(Conn::My {
+                    mariadb: conn.server_version.contains("MariaDB"),
+                    no_backslash_escapes: mode.is_some_and(|m| m.contains("NO_BACKSLASH_ESCAPES")),
                     conn,
-                    mariadb: version.contains("MariaDB"),
-                    no_backslash_escapes: mode.contains("NO_BACKSLASH_ESCAPES"),
                 })
             }
         }
@@ -166,20 +184,16 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
     }
 }
 
-/// sqlx logs every statement at debug level, and our `ALTER USER` statements carry the password
-/// (or its verifier): statement logging is off, always. The leak tests run at `trace`.
-fn quiet<O: ConnectOptions>(options: O) -> O {
-    options
-        .log_statements(log::LevelFilter::Off)
-        .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(3600))
+async fn pg<T>(f: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, String> {
+    f.await.map_err(|e| chain(&e))
 }
 
 impl Conn {
-    async fn timed<T>(
+    async fn timed<T, E: std::fmt::Display>(
         timeout: Duration,
         what: &str,
         secrets: &[&SecretString],
-        f: impl Future<Output = Result<T, sqlx::Error>>,
+        f: impl Future<Output = Result<T, E>>,
     ) -> Result<T, String> {
         let result = tokio::time::timeout(timeout, f).await;
         shared::fault::after_call(what);
@@ -198,39 +212,59 @@ impl Conn {
         statement: String,
         secrets: &[&SecretString],
     ) -> Result<(), String> {
-        let q = sqlx::raw_sql(AssertSqlSafe(statement));
         match self {
-            Conn::Pg(c) => Self::timed(s.statement_timeout, what, secrets, q.execute(c))
-                .await
-                .map(drop),
+            Conn::Pg(c) => Self::timed(
+                s.statement_timeout,
+                what,
+                secrets,
+                pg(c.batch_execute(&statement)),
+            )
+            .await
+            .map(drop),
             Conn::My { conn, .. } => {
-                Self::timed(s.statement_timeout, what, secrets, q.execute(conn))
+                Self::timed(s.statement_timeout, what, secrets, conn.query(&statement))
                     .await
                     .map(drop)
             }
         }
     }
 
-    /// Proves the login works.
-    pub async fn ping(&mut self, s: &Settings) -> Result<(), String> {
-        self.run(s, "SELECT 1", "SELECT 1".into(), &[]).await
-    }
-
-    /// PostgreSQL: whether a role exists.
-    pub async fn pg_role_exists(&mut self, s: &Settings, role: &str) -> Result<bool, String> {
+    /// PostgreSQL: one statement with typed parameters, in one round trip (no prepare).
+    async fn pg_rows(
+        &mut self,
+        s: &Settings,
+        what: &str,
+        statement: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<tokio_postgres::Row>, String> {
         let Conn::Pg(c) = self else {
             unreachable!("PostgreSQL only")
         };
-        let q =
-            sqlx::query_scalar::<_, i32>("SELECT 1 FROM pg_roles WHERE rolname = $1").bind(role);
         Self::timed(
             s.statement_timeout,
-            "looking up the role",
+            what,
             &[],
-            q.fetch_optional(c),
+            pg(c.query_typed(statement, params)),
         )
         .await
-        .map(|r| r.is_some())
+    }
+
+    /// MySQL/MariaDB: one statement's rows.
+    async fn my_rows(
+        &mut self,
+        s: &Settings,
+        what: &str,
+        statement: &str,
+    ) -> Result<Vec<mysql::Row>, String> {
+        let Conn::My { conn, .. } = self else {
+            unreachable!("MySQL only")
+        };
+        Self::timed(s.statement_timeout, what, &[], conn.query(statement)).await
+    }
+
+    /// Proves the login works.
+    pub async fn ping(&mut self, s: &Settings) -> Result<(), String> {
+        self.run(s, "SELECT 1", "SELECT 1".into(), &[]).await
     }
 
     /// PostgreSQL: sets a role's password as a SCRAM verifier computed here, so the plaintext
@@ -265,38 +299,47 @@ impl Conn {
     /// the process list, which the master may read).
     pub async fn sessions_of(&mut self, s: &Settings, user: &str) -> Result<i64, String> {
         let what = "counting the user's sessions";
-        match self {
-            Conn::Pg(c) => {
-                let q = sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-                )
-                .bind(user);
-                Self::timed(s.statement_timeout, what, &[], q.fetch_one(c)).await
+        let count = match self {
+            Conn::Pg(_) => {
+                let rows = self
+                    .pg_rows(
+                        s,
+                        what,
+                        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
+                        &[(&user, Type::NAME)],
+                    )
+                    .await?;
+                return rows
+                    .first()
+                    .and_then(|r| r.try_get::<_, i64>(0).ok())
+                    .ok_or_else(|| format!("{what}: no count"));
             }
-            Conn::My { conn, .. } => {
-                let q = sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
-                )
-                .bind(user);
-                Self::timed(s.statement_timeout, what, &[], q.fetch_one(conn)).await
+            Conn::My { .. } => {
+                let q = format!(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = {} AND ID <> CONNECTION_ID()",
+                    self.my_literal(user)
+                );
+                self.my_rows(s, what, &q).await?
             }
-        }
+        };
+        count
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("{what}: no count"))
     }
 
     /// MySQL/MariaDB: the hosts a user has accounts for.
     pub async fn my_user_hosts(&mut self, s: &Settings, user: &str) -> Result<Vec<String>, String> {
-        let Conn::My { conn, .. } = self else {
-            unreachable!("MySQL only")
-        };
-        let q = sqlx::query_scalar::<_, String>("SELECT Host FROM mysql.user WHERE User = ?")
-            .bind(user);
-        Self::timed(
-            s.statement_timeout,
-            "listing the user's accounts",
-            &[],
-            q.fetch_all(conn),
-        )
-        .await
+        let q = format!(
+            "SELECT Host FROM mysql.user WHERE User = {}",
+            self.my_literal(user)
+        );
+        let rows = self.my_rows(s, "listing the user's accounts", &q).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
     }
 
     fn my_literal(&self, text: &str) -> String {
@@ -363,36 +406,33 @@ impl Conn {
         host: &str,
     ) -> Result<(Vec<String>, String), String> {
         let shown = format!("SHOW GRANTS FOR {}", self.my_account(user, host));
-        let Conn::My {
-            conn,
-            no_backslash_escapes,
-            ..
-        } = self
-        else {
-            unreachable!("MySQL only")
-        };
-        let nbe = *no_backslash_escapes;
-        let q = sqlx::query_scalar::<_, String>(AssertSqlSafe(shown));
-        let lines = Self::timed(
-            s.statement_timeout,
-            "reading the grants",
-            &[],
-            q.fetch_all(&mut *conn),
-        )
-        .await?;
-        let q = sqlx::query_as::<_, (String, String, String, String)>(
+        let lines = self
+            .my_rows(s, "reading the grants", &shown)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        let q = format!(
             "SELECT CAST(ssl_type AS CHAR), CAST(ssl_cipher AS CHAR), CAST(x509_issuer AS CHAR), \
-             CAST(x509_subject AS CHAR) FROM mysql.user WHERE User = ? AND Host = ?",
-        )
-        .bind(user)
-        .bind(host);
-        let (ty, cipher, issuer, subject) = Self::timed(
-            s.statement_timeout,
-            "reading the account's REQUIRE",
-            &[],
-            q.fetch_one(&mut *conn),
-        )
-        .await?;
+             CAST(x509_subject AS CHAR) FROM mysql.user WHERE User = {} AND Host = {}",
+            self.my_literal(user),
+            self.my_literal(host)
+        );
+        let rows = self.my_rows(s, "reading the account's REQUIRE", &q).await?;
+        let Some([ty, cipher, issuer, subject]) = rows.into_iter().next().and_then(|r| {
+            <[Option<String>; 4]>::try_from(r)
+                .ok()
+                .map(|r| r.map(Option::unwrap_or_default))
+        }) else {
+            return Err(format!("account {user}@{host} not found in mysql.user"));
+        };
+        let nbe = matches!(
+            self,
+            Conn::My {
+                no_backslash_escapes: true,
+                ..
+            }
+        );
         let require = crate::privileges::my_require(&ty, &cipher, &issuer, &subject, |v| {
             sql::my_literal(v, nbe)
         });
@@ -434,9 +474,6 @@ impl Conn {
         role: &str,
     ) -> Result<Option<crate::privileges::PgRole>, String> {
         use crate::privileges::{PG_ATTRIBUTES, PgRole};
-        let Conn::Pg(c) = self else {
-            unreachable!("PostgreSQL only")
-        };
         let columns: Vec<String> = PG_ATTRIBUTES
             .iter()
             .map(|(name, _)| format!("{name}::text"))
@@ -445,29 +482,25 @@ impl Conn {
             "SELECT ARRAY[{}] FROM pg_roles WHERE rolname = $1",
             columns.join(", ")
         );
-        let q = sqlx::query_scalar::<_, Vec<String>>(AssertSqlSafe(q)).bind(role);
-        let Some(values) = Self::timed(
-            s.statement_timeout,
-            "reading the role",
-            &[],
-            q.fetch_optional(&mut *c),
-        )
-        .await?
-        else {
+        let rows = self
+            .pg_rows(s, "reading the role", &q, &[(&role, Type::NAME)])
+            .await?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let q = sqlx::query_scalar::<_, String>(
-            "SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
-             JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
-        )
-        .bind(role);
-        let member_of = Self::timed(
-            s.statement_timeout,
-            "reading the role's memberships",
-            &[],
-            q.fetch_all(&mut *c),
-        )
-        .await?;
+        let values: Vec<String> = row.try_get(0).map_err(|e| chain(&e))?;
+        let member_of = self
+            .pg_rows(
+                s,
+                "reading the role's memberships",
+                "SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+                 JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
+                &[(&role, Type::NAME)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(|e| chain(&e)))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(PgRole {
             attributes: PG_ATTRIBUTES.iter().map(|(n, _)| *n).zip(values).collect(),
             member_of: member_of.into_iter().collect(),

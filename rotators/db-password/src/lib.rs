@@ -12,6 +12,8 @@
 //!   refuses a pending user whose privileges differ from the current user's.
 
 pub mod db;
+pub mod mysql;
+pub mod net;
 pub mod privileges;
 pub mod rds;
 pub mod secret;
