@@ -7,6 +7,7 @@ pub mod github;
 pub mod iam;
 pub mod proxy;
 pub mod runtime_api;
+pub mod sockets;
 pub mod stack;
 
 use std::path::PathBuf;

@@ -21,7 +21,7 @@ pub mod sql;
 
 use async_trait::async_trait;
 use db::{Conn, Settings};
-use secret::{DbSecret, pair, partner};
+use secret::{DbSecret, Engine, pair, partner};
 use shared::config::Retire;
 use shared::password::PasswordPolicy;
 use shared::preflight::Check;
@@ -81,13 +81,7 @@ impl Target for DbPassword {
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
         same_place(&pending, &current)?;
         match &current.masterarn {
-            None => {
-                if self.login(&pending, &pending).await.is_ok() {
-                    tracing::info!("the pending password already logs in; nothing to set");
-                    return Ok(());
-                }
-                self.set_own_password(v, &pending, &current).await
-            }
+            None => self.set_own_password(v, &pending, &current).await,
             // Always the whole sequence: it is idempotent, and a shortcut on "the pending
             // password already logs in" would promote a clone whose privileges never arrived.
             Some(masterarn) => {
@@ -99,25 +93,26 @@ impl Target for DbPassword {
 
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
         let pending = DbSecret::parse(v.pending().await?, AWSPENDING)?;
-        let mut conn = self
-            .login(&pending, &pending)
-            .await
-            .map_err(|e| Error::target(format!("the AWSPENDING credentials do not work: {e}")))?;
-        conn.ping(&self.settings).await.map_err(Error::target)?;
         let Some(masterarn) = &pending.masterarn else {
+            self.pending_login(&pending).await?;
             return Ok(());
         };
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
         same_place(&pending, &current)?;
         let (original, clone) =
             pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
-        let differences = match conn {
-            Conn::Pg(_) => self.pg_differences(&mut conn, &original, &clone).await?,
-            Conn::My { .. } => {
-                drop(conn);
-                let mut admin = self.master_login(v, masterarn, &current).await?;
-                self.my_differences(&mut admin, &original, &clone).await?
-            }
+        let differences = if pending.engine == Engine::Postgres {
+            // The catalog is readable by the pending user itself.
+            let mut conn = self.pending_login(&pending).await?;
+            self.pg_differences(&mut conn, &original, &clone).await?
+        } else {
+            // Reading another account's grants takes the master; its logins run alongside.
+            let (conn, admin) = tokio::join!(
+                self.pending_login(&pending),
+                self.master_login(v, masterarn, &current)
+            );
+            conn?;
+            self.my_differences(&mut admin?, &original, &clone).await?
         };
         if differences.is_empty() {
             return Ok(());
@@ -279,6 +274,16 @@ fn same_place(pending: &DbSecret, current: &DbSecret) -> Result<(), Error> {
 }
 
 impl DbPassword {
+    /// testSecret's proof: the pending credentials log in and run a statement.
+    async fn pending_login(&self, pending: &DbSecret) -> Result<Conn, Error> {
+        let mut conn = self
+            .login(pending, pending)
+            .await
+            .map_err(|e| Error::target(format!("the AWSPENDING credentials do not work: {e}")))?;
+        conn.ping(&self.settings).await.map_err(Error::target)?;
+        Ok(conn)
+    }
+
     async fn login(&self, target: &DbSecret, login: &DbSecret) -> Result<Conn, String> {
         db::connect(target, login, &self.settings).await
     }
@@ -290,9 +295,16 @@ impl DbPassword {
         pending: &DbSecret,
         current: &DbSecret,
     ) -> Result<(), Error> {
+        // AWSCURRENT first: it logs in on every first attempt, so a rotation costs one login
+        // here, and the database sees no failed login.
         let mut conn = match self.login(current, current).await {
             Ok(conn) => conn,
             Err(current_error) => {
+                // A retry after this step already changed the password.
+                if self.login(pending, pending).await.is_ok() {
+                    tracing::info!("the pending password already logs in; nothing to set");
+                    return Ok(());
+                }
                 let previous = match v.previous().await? {
                     Some(p) => DbSecret::parse(p, AWSPREVIOUS)
                         .ok()
@@ -402,16 +414,18 @@ impl DbPassword {
         current: &DbSecret,
     ) -> Result<Conn, Error> {
         let master = self.master(v, masterarn, current).await?;
-        self.login(current, current).await.map_err(|e| {
+        let mut place = master.clone();
+        place.dbname = current.dbname.clone();
+        // Both logins at once (one round trip of latency, not two); the master's session is only
+        // used, and otherwise dropped unused, once the current credentials proved themselves.
+        let (proof, admin) =
+            tokio::join!(self.login(current, current), self.login(&place, &master));
+        proof.map_err(|e| {
             Error::target(format!(
                 "the AWSCURRENT credentials do not log in, so the master secret is not used: {e}"
             ))
         })?;
-        let mut place = master.clone();
-        place.dbname = current.dbname.clone();
-        self.login(&place, &master)
-            .await
-            .map_err(|e| Error::target(format!("the master credentials do not log in: {e}")))
+        admin.map_err(|e| Error::target(format!("the master credentials do not log in: {e}")))
     }
 
     /// Alternating users: with the master's credentials, make the pending user exist with the
