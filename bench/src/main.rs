@@ -3,6 +3,7 @@
 //!
 //! usage: rotation-bench BIN_DIR [COLD_RUNS] [WARM_ROTATIONS]
 
+mod logins;
 mod subject;
 
 use e2e::proxy;
@@ -16,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use subject::Subject;
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// Median, min and max in milliseconds.
-fn summary(mut samples: Vec<f64>) -> Value {
+pub(crate) fn summary(mut samples: Vec<f64>) -> Value {
     samples.sort_by(f64::total_cmp);
     let n = samples.len();
     let median = if n % 2 == 1 {
@@ -181,6 +182,14 @@ async fn main() {
     let cold_runs: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(20);
     let rotations: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(20);
     let mut report = json!({"cold_runs": cold_runs, "warm_rotations": rotations});
+    // The C reference client for DB logins (bench/run compiles bench/reference/logins.c).
+    if let Ok(tool) = std::env::var("BENCH_LOGINS_REFERENCE") {
+        report["logins"] = logins::run(Path::new(&tool), 10).await;
+    }
+    if std::env::var_os("BENCH_ONLY_LOGINS").is_some() {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return;
+    }
     for subject in Subject::ALL {
         eprintln!("bench: {} cold start", subject.label());
         report["cold_start"][subject.label()] = cold_start(&bin_dir, subject, cold_runs).await;

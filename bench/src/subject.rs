@@ -54,14 +54,16 @@ pub async fn github() -> &'static GitHubStandIn {
 pub enum Subject {
     RandomPassword,
     DbPostgres,
+    DbMariaDb,
     IamAccessKey,
     GitHubToken,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 4] = [
+    pub const ALL: [Subject; 5] = [
         Subject::RandomPassword,
         Subject::DbPostgres,
+        Subject::DbMariaDb,
         Subject::IamAccessKey,
         Subject::GitHubToken,
     ];
@@ -69,7 +71,7 @@ impl Subject {
     pub fn binary(self) -> &'static str {
         match self {
             Subject::RandomPassword => "rotate-random-password",
-            Subject::DbPostgres => "rotate-db-password",
+            Subject::DbPostgres | Subject::DbMariaDb => "rotate-db-password",
             Subject::IamAccessKey => "rotate-iam-access-key",
             Subject::GitHubToken => "rotate-github-token",
         }
@@ -79,8 +81,18 @@ impl Subject {
         match self {
             Subject::RandomPassword => "random-password",
             Subject::DbPostgres => "db-password (PostgreSQL)",
+            Subject::DbMariaDb => "db-password (MariaDB)",
             Subject::IamAccessKey => "iam-access-key",
             Subject::GitHubToken => "github-token (installation token)",
+        }
+    }
+
+    /// The database server of a DB subject (single user, TLS verify-full).
+    pub fn db_kind(self) -> Option<Kind> {
+        match self {
+            Subject::DbPostgres => Some(Kind::Postgres),
+            Subject::DbMariaDb => Some(Kind::MariaDb),
+            _ => None,
         }
     }
 
@@ -105,7 +117,7 @@ impl Subject {
         let mut env = vec![("AWS_ENDPOINT_URL".to_string(), endpoint.to_string())];
         match self {
             Subject::RandomPassword => {}
-            Subject::DbPostgres => env.push((
+            Subject::DbPostgres | Subject::DbMariaDb => env.push((
                 "DB_CA_BUNDLE_FILE".into(),
                 std::env::var("TEST_CA_FILE").unwrap(),
             )),
@@ -129,10 +141,11 @@ impl Subject {
     pub async fn new_secret(self, client: &Client) -> String {
         let value = match self {
             Subject::RandomPassword => json!({"username": "app", "password": "initial"}),
-            Subject::DbPostgres => {
+            Subject::DbPostgres | Subject::DbMariaDb => {
+                let kind = self.db_kind().unwrap();
                 let user = unique_user("bench");
-                Kind::Postgres.create_user(&user, "Initial-pw-1").await;
-                Kind::Postgres.secret(&user, "Initial-pw-1")
+                kind.create_user(&user, "Initial-pw-1").await;
+                kind.secret(&user, "Initial-pw-1")
             }
             Subject::IamAccessKey => {
                 let admin = Admin::connect().await;
