@@ -23,7 +23,12 @@ r = json.load(open(results_path))
 # and finishSecret's two UpdateSecretVersionStage (move AWSCURRENT, remove AWSPENDING). A single
 # user DB rotation also needs AWSCURRENT in setSecret to log in; the IAM rotator reads
 # AWSPREVIOUS in createSecret and finishSecret to know which key to spare or retire.
-MINIMUM = {"random-password": 11, "db-password (PostgreSQL)": 12, "iam-access-key": 13}
+MINIMUM = {
+    "random-password": 11,
+    "db-password (PostgreSQL)": 12,
+    "db-password (MariaDB)": 12,
+    "iam-access-key": 13,
+}
 
 
 def f(x):
@@ -45,7 +50,7 @@ lines = [
     "# Benchmarks",
     "",
     "Measured by `bench/run` (cold starts, warm rotations, API calls, memory, package size, scale) on",
-    "the local stack: moto server as Secrets Manager/IAM/STS, a throwaway PostgreSQL with TLS. Release",
+    "the local stack: moto server as Secrets Manager/IAM/STS, throwaway PostgreSQL and MariaDB with TLS. Release",
     "binaries (`opt-level = \"s\"`, LTO, one codegen unit, stripped) run through the project's Lambda",
     "Runtime API server, as Lambda runs them. Rerun with `bench/run [COLD_RUNS] [WARM_ROTATIONS]`.",
     "",

@@ -30,13 +30,21 @@ async fn ours(secret: &DbSecret, settings: &Settings, n: usize) -> Vec<f64> {
 fn reference(tool: &Path, kind: Kind, user: &str, ca: Option<&str>, n: usize) -> Vec<f64> {
     let out = std::process::Command::new(tool)
         .args([
-            if kind == Kind::Postgres { "pg" } else { "mariadb" },
+            if kind == Kind::Postgres {
+                "pg"
+            } else {
+                "mariadb"
+            },
             &(n + 1).to_string(),
             "127.0.0.1",
             &kind.port().to_string(),
             user,
             PASSWORD,
-            if kind == Kind::Postgres { "postgres" } else { "-" },
+            if kind == Kind::Postgres {
+                "postgres"
+            } else {
+                "-"
+            },
             ca.unwrap_or("-"),
         ])
         .output()
@@ -67,7 +75,11 @@ pub async fn run(tool: &Path, per_round: usize) -> Value {
         for tls in [true, false] {
             let label = format!(
                 "{} {}",
-                if kind == Kind::Postgres { "PostgreSQL" } else { "MariaDB" },
+                if kind == Kind::Postgres {
+                    "PostgreSQL"
+                } else {
+                    "MariaDB"
+                },
                 if tls { "TLS verify-full" } else { "no TLS" }
             );
             eprintln!("bench: logins, {label}");

@@ -5,6 +5,7 @@
 
 mod logins;
 mod subject;
+mod template;
 
 use e2e::proxy;
 
@@ -74,12 +75,24 @@ async fn cold_start(bin_dir: &Path, subject: Subject, runs: usize) -> Value {
 /// One long-lived process, `rotations` full rotations through the driver; the last one runs
 /// through the counting proxy. Also the process's peak RSS.
 async fn warm(bin_dir: &Path, subject: Subject, rotations: usize) -> Value {
+    warm_process(&bin_dir.join(subject.binary()), subject, rotations, &[]).await
+}
+
+/// `warm` for any function executable (ours, or an AWS template under bench/lambda_runtime.py),
+/// with extra environment; `{proxy}` in a value becomes the counting proxy's URL.
+async fn warm_process(
+    exe: &Path,
+    subject: Subject,
+    rotations: usize,
+    extra_env: &[(&str, &str)],
+) -> Value {
     let client = subject.client().await;
     let (proxy_url, counts) = proxy::start(subject.upstream()).await;
-    let env = subject.env(&proxy_url).await;
-    let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false)
-        .await
-        .unwrap();
+    let mut env = subject.env(&proxy_url).await;
+    for (k, v) in extra_env {
+        env.push((k.to_string(), v.replace("{proxy}", &proxy_url)));
+    }
+    let mut f = Function::start(exe, &env, false).await.unwrap();
     let mut per_step: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut totals = Vec::new();
     let mut calls = BTreeMap::new();
@@ -195,6 +208,30 @@ async fn main() {
         report["cold_start"][subject.label()] = cold_start(&bin_dir, subject, cold_runs).await;
         eprintln!("bench: {} warm rotations", subject.label());
         report["warm"][subject.label()] = warm(&bin_dir, subject, rotations).await;
+    }
+    // AWS's Python templates on the same servers, when a copy of aws-samples/
+    // aws-secrets-manager-rotation-lambdas is at BENCH_AWS_TEMPLATES (not part of this repository).
+    if let Ok(dir) = std::env::var("BENCH_AWS_TEMPLATES") {
+        for (subject, template) in [
+            (
+                Subject::DbPostgres,
+                "SecretsManagerRDSPostgreSQLRotationSingleUser",
+            ),
+            (
+                Subject::DbMariaDb,
+                "SecretsManagerRDSMariaDBRotationSingleUser",
+            ),
+        ] {
+            eprintln!("bench: AWS template {template} warm rotations");
+            let runner = template::runner(&bin_dir, Path::new(&dir).join(template));
+            let ca = std::env::var("TEST_CA_FILE").unwrap();
+            let env = [
+                ("SECRETS_MANAGER_ENDPOINT", "{proxy}"),
+                ("BENCH_CA_FILE", ca.as_str()),
+            ];
+            report["aws_template"][subject.label()] =
+                warm_process(&runner, subject, rotations, &env).await;
+        }
     }
     let mut scaling = Vec::new();
     for n in [1, 10, 100] {

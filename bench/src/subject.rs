@@ -145,7 +145,9 @@ impl Subject {
                 let kind = self.db_kind().unwrap();
                 let user = unique_user("bench");
                 kind.create_user(&user, "Initial-pw-1").await;
-                kind.secret(&user, "Initial-pw-1")
+                let mut value = kind.secret(&user, "Initial-pw-1");
+                value["ssl"] = json!(true);
+                value
             }
             Subject::IamAccessKey => {
                 let admin = Admin::connect().await;

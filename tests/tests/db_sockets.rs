@@ -78,8 +78,17 @@ async fn every_database_socket_of_a_rotation_has_tcp_nodelay_and_logins_are_few(
                         .await;
                 let before = relay.seen().len();
                 driver::rotate_ok(&client, &mut function, &arn, &Options::new(BINARY)).await;
+                let seen = relay.seen();
+                for s in &seen[before..] {
+                    let s = s.as_ref().unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+                    assert!(s.exe.ends_with(BINARY), "{kind:?}: {s:?}");
+                    assert!(
+                        s.nodelay,
+                        "{kind:?} ssl={ssl}: a socket of the rotator has Nagle on: {s:?}"
+                    );
+                }
                 assert_eq!(
-                    relay.seen().len() - before,
+                    seen.len() - before,
                     logins,
                     "{kind:?} ssl={ssl} masterarn={}",
                     value["masterarn"]
@@ -87,14 +96,5 @@ async fn every_database_socket_of_a_rotation_has_tcp_nodelay_and_logins_are_few(
             }
         }
         function.stop().await;
-
-        for s in relay.seen().into_iter().skip(1) {
-            let s = s.unwrap_or_else(|e| panic!("{kind:?}: {e}"));
-            assert!(s.exe.ends_with(BINARY), "{kind:?}: {s:?}");
-            assert!(
-                s.nodelay,
-                "{kind:?}: a socket of the rotator has Nagle on: {s:?}"
-            );
-        }
     }
 }
