@@ -35,6 +35,10 @@ def f(x):
     return f"{x:.1f}"
 
 
+def steps(w):
+    return ", ".join(f(w["steps"][k]["median_ms"]) for k in ("setSecret", "testSecret", "finishSecret"))
+
+
 def cpu():
     try:
         for line in open("/proc/cpuinfo"):
@@ -107,6 +111,47 @@ lines += [
     "`AWSCURRENT` (one `GetSecretValue`), so a manual or out-of-order finishSecret can never promote",
     "a placeholder or a broken credential; the IAM rotator's testSecret and finishSecret re-read",
     "`AWSCURRENT` and `AWSPREVIOUS` because each step is a separate invocation.",
+]
+if r.get("aws_template"):
+    lines += [
+        "",
+        "## DB rotation against AWS's Python templates",
+        "",
+        "AWS's single-user templates (aws-samples/aws-secrets-manager-rotation-lambdas, the copy at",
+        "`BENCH_AWS_TEMPLATES`) run under the same Runtime API server through `bench/lambda_runtime.py`,",
+        "warm, against the same moto and database server with TLS verify-full and the same CA (the one",
+        "change to the template: the CA file's path). Medians of the warm rotations; ratio = ours / template.",
+        "",
+        "| database | template ms (set, test, finish) | ours ms (set, test, finish) | ours / template |",
+        "|---|---|---|---|",
+    ]
+    for name, t in r["aws_template"].items():
+        o = r["warm"][name]
+        ratio = o["rotation"]["median_ms"] / t["rotation"]["median_ms"]
+        lines.append(
+            f"| {name.split('(')[1].rstrip(')')} | {f(t['rotation']['median_ms'])} ({steps(t)}) "
+            f"| {f(o['rotation']['median_ms'])} ({steps(o)}) | {ratio:.2f} |"
+        )
+if r.get("logins"):
+    lines += [
+        "",
+        "## One DB login against the C client libraries",
+        "",
+        "Connect (TLS verify-full with the stack's CA, or plain), `SELECT 1`, close, in a warm process:",
+        "ours is `db_password::db::connect` in `rotation-bench`; the reference is libpq or MariaDB",
+        "Connector/C in `bench/reference/logins.c`; same server, user and password (SCRAM-SHA-256 on",
+        "PostgreSQL, mysql_native_password on MariaDB). Rounds of 10 alternate between the two.",
+        "",
+        "| database, transport | ours median (min-max) ms | reference median (min-max) ms | ours / reference |",
+        "|---|---|---|---|",
+    ]
+    for name, l in r["logins"].items():
+        o, t = l["ours"], l["reference"]
+        lines.append(
+            f"| {name} | {o['median_ms']:.2f} ({o['min_ms']:.2f}-{o['max_ms']:.2f}) "
+            f"| {t['median_ms']:.2f} ({t['min_ms']:.2f}-{t['max_ms']:.2f}) | {l['ratio']:.2f} |"
+        )
+lines += [
     "",
     "## Package size (arm64 zip)",
     "",

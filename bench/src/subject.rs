@@ -114,7 +114,12 @@ impl Subject {
 
     /// The function's environment, with AWS calls sent to `endpoint`.
     pub async fn env(self, endpoint: &str) -> Vec<(String, String)> {
-        let mut env = vec![("AWS_ENDPOINT_URL".to_string(), endpoint.to_string())];
+        // The level the deployed functions run at (infra/); the test default, `trace`, would
+        // measure the logging.
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL".to_string(), endpoint.to_string()),
+            ("LOG_LEVEL".to_string(), "info".to_string()),
+        ];
         match self {
             Subject::RandomPassword => {}
             Subject::DbPostgres | Subject::DbMariaDb => env.push((

@@ -321,7 +321,7 @@ impl Conn {
         let auth = auth_response(&plugin, l.password.as_bytes(), &nonce)?;
         push_lenenc(&mut response, auth.len());
         response.extend_from_slice(&auth);
-        if let Some(db) = l.database {
+        if let Some(db) = l.database.filter(|_| caps & CLIENT_CONNECT_WITH_DB != 0) {
             response.extend_from_slice(db.as_bytes());
             response.push(0);
         }
