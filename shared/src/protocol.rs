@@ -40,42 +40,17 @@ pub async fn run_step(
         version: event.token.clone(),
         error,
     };
-    // The event's token names the pending version, so its value is read alongside the gate's
-    // DescribeSecret: every step needs it (createSecret to see whether it exists), and each step
-    // saves a round trip. createSecret also needs AWSCURRENT (every target builds on it). Both
-    // are used only once the gate has passed, and only if the labels DescribeSecret returned
-    // agree (the token holds AWSPENDING; AWSCURRENT is on the version read).
-    let creating = event.step == Step::Create;
-    let (meta, early, current) = tokio::join!(
-        store.describe(&event.secret_id),
-        store.get_value(&event.secret_id, Some(&event.token), AWSPENDING),
-        async {
-            match creating {
-                true => store
-                    .get_value(&event.secret_id, None, AWSCURRENT)
-                    .await
-                    .ok(),
-                false => None,
-            }
-        }
-    );
-    let meta = meta.map_err(|e| fail(&event.secret_id, e.into()))?;
+    let meta = store
+        .describe(&event.secret_id)
+        .await
+        .map_err(|e| fail(&event.secret_id, e.into()))?;
     let arn = meta.arn.clone();
     let gate = gate::check(&meta, &event.token).map_err(|e| fail(&arn, Error::Gate(e)))?;
-    let holds_pending = meta.labels.has(&event.token, AWSPENDING);
     let mut versions = Versions::new(store, meta, &event.token, deadline);
-    if holds_pending && let Ok(stored) = &early {
-        versions.preset_pending(stored.value.clone());
-    }
-    if let Some(stored) = current {
-        versions.preset_current(stored);
-    }
     let result = match (event.step, gate) {
         (Step::Finish, _) => finish(store, target, &mut versions, gate, retire).await,
         (_, Gate::AlreadyCurrent) => Ok(Outcome::AlreadyDone),
-        (Step::Create, Gate::Pending) => {
-            create(store, target, &versions, event, retire, early.map(drop)).await
-        }
+        (Step::Create, Gate::Pending) => create(store, target, &versions, event, retire).await,
         (Step::Set, Gate::Pending) => {
             abandon_if_dead(store, &versions, target.set(&versions).await)
                 .await
@@ -125,9 +100,12 @@ async fn create(
     v: &Versions<'_>,
     event: &RotationEvent,
     retire: Retire,
-    existing: Result<(), StoreError>,
 ) -> Result<Outcome, Error> {
     let (arn, token) = (v.arn(), v.token());
+    // Every target's create reads AWSCURRENT: fetch it alongside the check for an existing
+    // pending value (one round trip to Secrets Manager instead of two). A failed read is not
+    // cached, so the target's own read reports it.
+    let (existing, _) = tokio::join!(store.get_value(arn, Some(token), AWSPENDING), v.current());
     match existing {
         Ok(_) => return Ok(Outcome::AlreadyDone),
         Err(StoreError::NotFound(_)) => {}

@@ -86,18 +86,6 @@ impl<'a> Versions<'a> {
         }
     }
 
-    /// The pending value, already read (alongside the gate's `DescribeSecret`).
-    pub fn preset_pending(&mut self, value: SecretString) {
-        let _ = self.pending.set(value);
-    }
-
-    /// The `AWSCURRENT` value, already read: kept if it is the version the labels name.
-    pub fn preset_current(&mut self, stored: crate::store::SecretValue) {
-        if self.meta.labels.version_with(AWSCURRENT) == Some(stored.version_id.as_str()) {
-            let _ = self.current.set(stored.value);
-        }
-    }
-
     pub fn arn(&self) -> &str {
         &self.meta.arn
     }
@@ -231,33 +219,5 @@ impl<'a> Versions<'a> {
 
     async fn read(&self, id: Option<&str>, stage: &str) -> Result<SecretString, Error> {
         Ok(self.store.get_value(&self.meta.arn, id, stage).await?.value)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::MemoryStore;
-
-    /// The protocol reads AWSCURRENT alongside DescribeSecret; if a rotation finished in between,
-    /// the value read belongs to another version than the labels name and must not be used.
-    #[tokio::test]
-    async fn a_prefetched_current_value_of_another_version_is_ignored() {
-        let store = MemoryStore::new();
-        let arn = store.create_secret("s", "first");
-        let early = store.get_value(&arn, None, AWSCURRENT).await.unwrap();
-        store.begin_rotation(&arn, "t1").unwrap();
-        store
-            .put_pending(&arn, "t1", &SecretString::from("second"), None)
-            .await
-            .unwrap();
-        store
-            .move_stage(&arn, AWSCURRENT, Some("t1"), Some(&early.version_id))
-            .await
-            .unwrap();
-        let meta = store.describe(&arn).await.unwrap();
-        let mut v = Versions::new(&store, meta, "t2", None);
-        v.preset_current(early);
-        assert_eq!(v.current().await.unwrap().expose(), "second");
     }
 }
