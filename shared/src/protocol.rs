@@ -102,11 +102,7 @@ async fn create(
     retire: Retire,
 ) -> Result<Outcome, Error> {
     let (arn, token) = (v.arn(), v.token());
-    // Every target's create reads AWSCURRENT: fetch it alongside the check for an existing
-    // pending value (one round trip to Secrets Manager instead of two). A failed read is not
-    // cached, so the target's own read reports it.
-    let (existing, _) = tokio::join!(store.get_value(arn, Some(token), AWSPENDING), v.current());
-    match existing {
+    match store.get_value(arn, Some(token), AWSPENDING).await {
         Ok(_) => return Ok(Outcome::AlreadyDone),
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),

@@ -77,10 +77,8 @@ impl Target for DbPassword {
     }
 
     async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
-        // Both values in one round trip; errors in the order pending, current.
-        let (pending, current) = tokio::join!(v.pending(), v.current());
-        let pending = DbSecret::parse(pending?, AWSPENDING)?;
-        let current = DbSecret::parse(current?, AWSCURRENT)?;
+        let pending = DbSecret::parse(v.pending().await?, AWSPENDING)?;
+        let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
         same_place(&pending, &current)?;
         match &current.masterarn {
             None => self.set_own_password(v, &pending, &current).await,
