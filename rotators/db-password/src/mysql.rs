@@ -419,13 +419,6 @@ impl Conn {
             rows.push(row);
         }
     }
-
-    /// Says goodbye (COM_QUIT); the server closes the connection.
-    pub async fn close(mut self) {
-        self.seq = 0;
-        let _ = self.write_packet(&[0x01]).await;
-        let _ = self.io.shutdown().await;
-    }
 }
 
 fn is_eof(packet: &[u8]) -> bool {
