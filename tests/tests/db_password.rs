@@ -432,6 +432,41 @@ async fn set_falls_back_on_the_previous_password() {
     }
 }
 
+/// Someone who may only call PutSecretValue stores an AWSCURRENT pointing at their own server:
+/// the live password, now AWSPREVIOUS, must never be sent there (a server may ask for it in
+/// clear text). Only the writer's own values reach their server.
+#[tokio::test]
+async fn the_previous_password_never_goes_to_another_server() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("exfil");
+        kind.create_user(&user, "Live-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let arn = rig
+            .secret("db-exfil", &kind.secret(&user, "Live-pw-1"))
+            .await;
+        let rogue = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut value = kind.secret(&user, "Guess-pw-1");
+        value["port"] = json!(rogue.local_addr().unwrap().port());
+        put_current(&rig, &arn, &value).await;
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((conn, _)) = rogue.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        let err = fails_at_set(&mut rig, &arn, "Guess-pw-1").await;
+        server.abort();
+        // AWSCURRENT's and AWSPENDING's logins (the writer's own values), nothing more.
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2, "{err}");
+        kind.login(&user, "Live-pw-1")
+            .await
+            .expect("the live password is unchanged");
+        rig.assert_no_leak(&["Live-pw-1"]);
+    }
+}
+
 /// An alternating-users secret for `user` with the stack's superuser as master; returns
 /// (secret ARN, master ARN).
 async fn alternating_secret(rig: &Rig, kind: Kind, user: &str, password: &str) -> (String, String) {

@@ -305,10 +305,17 @@ impl DbPassword {
                     tracing::info!("the pending password already logs in; nothing to set");
                     return Ok(());
                 }
+                // AWSPREVIOUS may hold the live password (a PutSecretValue moves AWSCURRENT
+                // there): it is only ever sent to its own database, with its own TLS setting,
+                // and only when that is the current one. Otherwise an AWSCURRENT written to point
+                // at another server would collect it.
                 let previous = match v.previous().await? {
-                    Some(p) => DbSecret::parse(p, AWSPREVIOUS)
-                        .ok()
-                        .filter(|p| p.username == current.username),
+                    Some(p) => DbSecret::parse(p, AWSPREVIOUS).ok().filter(|p| {
+                        p.username == current.username
+                            && p.engine == current.engine
+                            && p.host == current.host
+                            && p.port == current.port
+                    }),
                     None => None,
                 };
                 let Some(previous) = previous else {
@@ -316,7 +323,7 @@ impl DbPassword {
                         "neither the AWSPENDING nor the AWSCURRENT password logs in: {current_error}"
                     )));
                 };
-                self.login(current, &previous).await.map_err(|e| {
+                self.login(&previous, &previous).await.map_err(|e| {
                     Error::target(format!(
                         "none of the AWSPENDING, AWSCURRENT and AWSPREVIOUS passwords logs in: {current_error}; with AWSPREVIOUS: {e}"
                     ))
