@@ -35,6 +35,11 @@ def f(x):
     return f"{x:.1f}"
 
 
+def spread(s, digits=1):
+    """A summary as `median (min-max)`."""
+    return f"{s['median_ms']:.{digits}f} ({s['min_ms']:.{digits}f}-{s['max_ms']:.{digits}f})"
+
+
 def steps(w):
     return ", ".join(f(w["steps"][k]["median_ms"]) for k in ("setSecret", "testSecret", "finishSecret"))
 
@@ -77,8 +82,7 @@ lines = [
 for name, c in r["cold_start"].items():
     i, fr = c["init"], c["first_response"]
     lines.append(
-        f"| {name} | {f(i['median_ms'])} ({f(i['min_ms'])}-{f(i['max_ms'])}) "
-        f"| {f(fr['median_ms'])} ({f(fr['min_ms'])}-{f(fr['max_ms'])}) |"
+        f"| {name} | {spread(i)} | {spread(fr)} |"
     )
 lines += [
     "",
@@ -148,8 +152,7 @@ if r.get("logins"):
     for name, l in r["logins"].items():
         o, t = l["ours"], l["reference"]
         lines.append(
-            f"| {name} | {o['median_ms']:.2f} ({o['min_ms']:.2f}-{o['max_ms']:.2f}) "
-            f"| {t['median_ms']:.2f} ({t['min_ms']:.2f}-{t['max_ms']:.2f}) | {l['ratio']:.2f} |"
+            f"| {name} | {spread(o, 2)} | {spread(t, 2)} | {l['ratio']:.2f} |"
         )
 lines += [
     "",
@@ -174,7 +177,7 @@ lines += [
 ]
 for s in r["scale"]:
     p = s["per_rotation"]
-    lines.append(f"| {s['secrets']} | {f(s['wall_ms'])} | {f(p['median_ms'])} ({f(p['min_ms'])}-{f(p['max_ms'])}) |")
+    lines.append(f"| {s['secrets']} | {f(s['wall_ms'])} | {spread(p)} |")
 lines += ["", "![wall time against concurrent secrets](scale.png)", ""]
 open(os.path.join(out, "README.md"), "w").write("\n".join(lines))
 

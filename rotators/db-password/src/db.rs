@@ -184,6 +184,13 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
     }
 }
 
+/// The first column of each row, NULLs left out.
+fn first_column(rows: Vec<mysql::Row>) -> Vec<String> {
+    rows.into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect()
+}
+
 async fn pg<T>(f: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, String> {
     f.await.map_err(|e| chain(&e))
 }
@@ -299,32 +306,29 @@ impl Conn {
     /// the process list, which the master may read).
     pub async fn sessions_of(&mut self, s: &Settings, user: &str) -> Result<i64, String> {
         let what = "counting the user's sessions";
-        let count = match self {
-            Conn::Pg(_) => {
-                let rows = self
-                    .pg_rows(
-                        s,
-                        what,
-                        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-                        &[(&user, Type::NAME)],
-                    )
-                    .await?;
-                return rows
-                    .first()
-                    .and_then(|r| r.try_get::<_, i64>(0).ok())
-                    .ok_or_else(|| format!("{what}: no count"));
-            }
+        // Both engines answer the count as text.
+        let count: Vec<String> = match self {
+            Conn::Pg(_) => self
+                .pg_rows(
+                    s,
+                    what,
+                    "SELECT count(*)::text FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
+                    &[(&user, Type::NAME)],
+                )
+                .await?
+                .iter()
+                .filter_map(|r| r.try_get(0).ok())
+                .collect(),
             Conn::My { .. } => {
                 let q = format!(
                     "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = {} AND ID <> CONNECTION_ID()",
                     self.my_literal(user)
                 );
-                self.my_rows(s, what, &q).await?
+                first_column(self.my_rows(s, what, &q).await?)
             }
         };
         count
             .first()
-            .and_then(|r| r.first().cloned().flatten())
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| format!("{what}: no count"))
     }
@@ -335,11 +339,9 @@ impl Conn {
             "SELECT Host FROM mysql.user WHERE User = {}",
             self.my_literal(user)
         );
-        let rows = self.my_rows(s, "listing the user's accounts", &q).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect())
+        Ok(first_column(
+            self.my_rows(s, "listing the user's accounts", &q).await?,
+        ))
     }
 
     fn my_literal(&self, text: &str) -> String {
@@ -406,12 +408,7 @@ impl Conn {
         host: &str,
     ) -> Result<(Vec<String>, String), String> {
         let shown = format!("SHOW GRANTS FOR {}", self.my_account(user, host));
-        let lines = self
-            .my_rows(s, "reading the grants", &shown)
-            .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect();
+        let lines = first_column(self.my_rows(s, "reading the grants", &shown).await?);
         let q = format!(
             "SELECT CAST(ssl_type AS CHAR), CAST(ssl_cipher AS CHAR), CAST(x509_issuer AS CHAR), \
              CAST(x509_subject AS CHAR) FROM mysql.user WHERE User = {} AND Host = {}",

@@ -10,6 +10,7 @@ use rustls::ClientConfig;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use zeroize::Zeroizing;
 
 const CLIENT_LONG_PASSWORD: u32 = 0x1;
 const CLIENT_LONG_FLAG: u32 = 0x4;
@@ -174,7 +175,7 @@ pub fn rsa_encrypt_password(
         .ok()
         .and_then(|k| OaepPublicEncryptingKey::new(k).ok())
         .ok_or_else(|| bad("server public key is not an RSA key"))?;
-    let mut plain = password.to_vec();
+    let mut plain = Zeroizing::new(password.to_vec());
     plain.push(0);
     for (i, b) in plain.iter_mut().enumerate() {
         *b ^= nonce[i % nonce.len()];
@@ -210,7 +211,8 @@ async fn read_packet(io: &mut (dyn Io + '_), seq: &mut u8) -> Result<Vec<u8>, St
 /// Writes one packet (split every 2^24-1 bytes, as the protocol wants) in one flush.
 async fn write_packet(io: &mut (dyn Io + '_), seq: &mut u8, payload: &[u8]) -> Result<(), String> {
     let failed = |e: std::io::Error| format!("writing to the server: {e}");
-    let mut out = Vec::with_capacity(payload.len() + 8);
+    // Zeroized: a packet may carry a password (ALTER USER, full authentication).
+    let mut out = Zeroizing::new(Vec::with_capacity(payload.len() + 8));
     let mut rest = payload;
     loop {
         let n = rest.len().min(0xFF_FFFF);
@@ -359,7 +361,7 @@ impl Conn {
                     Some(3) => {}
                     // Full authentication: the password itself, only ever inside TLS.
                     Some(4) if tls => {
-                        let mut pw = password.to_vec();
+                        let mut pw = Zeroizing::new(password.to_vec());
                         pw.push(0);
                         self.write_packet(&pw).await?;
                     }
@@ -382,7 +384,7 @@ impl Conn {
     /// Runs one statement; returns its rows (empty for statements without a result set).
     pub async fn query(&mut self, sql: &str) -> Result<Vec<Row>, String> {
         self.seq = 0;
-        let mut command = Vec::with_capacity(sql.len() + 1);
+        let mut command = Zeroizing::new(Vec::with_capacity(sql.len() + 1));
         command.push(0x03); // COM_QUERY
         command.extend_from_slice(sql.as_bytes());
         self.write_packet(&command).await?;
