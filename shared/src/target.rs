@@ -99,6 +99,17 @@ impl<'a> Versions<'a> {
         &self.meta.labels
     }
 
+    /// This secret's tag `key`, from the gate's `DescribeSecret` (no extra call). Tagging takes
+    /// `secretsmanager:TagResource`, a right apart from `PutSecretValue`: a pin the value's
+    /// writer cannot move.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.meta
+            .tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// When the Lambda invocation runs out of time, for targets that wait (e.g. key propagation).
     pub fn deadline(&self) -> Option<SystemTime> {
         self.deadline
