@@ -4,7 +4,7 @@
 //! binary reads and the README documents.
 
 use serde_yaml::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
@@ -221,4 +221,111 @@ fn infra_allows_what_rds_managed_masters_and_several_kms_keys_need() {
             "{name:?} asks for a path inside the package: {text}"
         );
     }
+}
+
+/// The translated template of a case of `scripts/lint_template.py`, made offline by the SAM
+/// translator in `.venv` (the code CloudFormation runs for the transform).
+fn translated(case: &str) -> serde_json::Value {
+    let out = std::process::Command::new(workspace().join(".venv/bin/python"))
+        .arg(workspace().join("scripts/lint_template.py"))
+        .args(["show", case])
+        .output()
+        .expect("run scripts/lint_template.py with the venv's python (scripts/setup)");
+    assert!(
+        out.status.success(),
+        "translating case {case}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every list a role's `ManagedPolicyArns` becomes, one per assignment of the conditions its
+/// `Fn::If`s name (`AWS::NoValue` drops out), with that assignment.
+fn managed_policy_lists(arns: &[serde_json::Value]) -> Vec<(BTreeMap<String, bool>, Vec<String>)> {
+    let condition = |v: &serde_json::Value| v["Fn::If"][0].as_str().map(str::to_owned);
+    let conditions: Vec<String> = arns
+        .iter()
+        .filter_map(condition)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let branch = |v: &serde_json::Value| match v {
+        serde_json::Value::String(arn) => Some(arn.clone()),
+        v if v["Ref"] == "AWS::NoValue" => None,
+        other => panic!("unexpected managed policy {other}"),
+    };
+    (0..1u32 << conditions.len())
+        .map(|mask| {
+            let when: BTreeMap<String, bool> = conditions
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), mask >> i & 1 == 1))
+                .collect();
+            let list = arns
+                .iter()
+                .filter_map(|a| match condition(a) {
+                    Some(c) => branch(&a["Fn::If"][if when[&c] { 1 } else { 2 }]),
+                    None => branch(a),
+                })
+                .collect();
+            (when, list)
+        })
+        .collect()
+}
+
+/// SAM adds AWSLambdaVPCAccessExecutionRole (the ENI rights) to the role of any function with a
+/// `VpcConfig`, even one under `!If`; a template that lists it too gets a role with the same ARN
+/// twice, which CloudFormation refuses (cfn-lint E3037), so every deploy in a VPC failed. Plain
+/// cfn-lint never sees it: it checks the SAM resources as written.
+#[test]
+fn the_translated_sam_template_lints_clean_and_gives_the_db_role_its_eni_rights_once() {
+    let vpc_access = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
+    for case in ["defaults", "vpc"] {
+        let template = translated(case);
+        let resources = template["Resources"].as_object().unwrap();
+        for (name, role) in resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        {
+            let arns = role["Properties"]["ManagedPolicyArns"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for (when, list) in managed_policy_lists(&arns) {
+                let unique: BTreeSet<&String> = list.iter().collect();
+                assert_eq!(
+                    unique.len(),
+                    list.len(),
+                    "case {case}: {name} lists a managed policy twice when {when:?}: {list:?}"
+                );
+            }
+        }
+        if case == "vpc" {
+            let db_role = resources["DbPasswordFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+                .as_str()
+                .expect("the DB function's role is the one SAM makes");
+            let arns = resources[db_role]["Properties"]["ManagedPolicyArns"]
+                .as_array()
+                .unwrap();
+            for (when, list) in managed_policy_lists(arns) {
+                if when.get("HasDbVpc") != Some(&false) {
+                    assert!(
+                        list.iter().any(|a| a == vpc_access),
+                        "in a VPC the DB role lacks the ENI rights when {when:?}: {list:?}"
+                    );
+                }
+            }
+        }
+    }
+    // cfn-lint on every case's translation, with that case's parameter values.
+    let lint = std::process::Command::new(workspace().join(".venv/bin/python"))
+        .arg(workspace().join("scripts/lint_template.py"))
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
 }
