@@ -34,11 +34,25 @@ locals {
   )
 }
 
+# Pins a writer of the value cannot change (TagResource is a right of its own): what each
+# rotator may mint for the secret. See README, rotate-github-token.
+locals {
+  example_tags = {
+    "github-token" = {
+      "github:app-id"                 = "1"
+      "github:installation-id"        = "1"
+      "github:private-key-secret-arn" = length(var.github_app_key_secret_arns) > 0 ? var.github_app_key_secret_arns[0] : ""
+      "github:permissions"            = "contents=read metadata=read"
+    }
+  }
+}
+
 resource "aws_secretsmanager_secret" "example" {
   for_each    = nonsensitive(toset(keys(local.examples)))
   name_prefix = "${var.name_prefix}-example-${each.key}-"
   description = "Example secret rotated by ${local.rotators[each.key].binary}."
   kms_key_id  = length(var.kms_key_arns) == 0 ? null : var.kms_key_arns[0]
+  tags        = lookup(local.example_tags, each.key, {})
 }
 
 resource "aws_secretsmanager_secret_version" "example" {

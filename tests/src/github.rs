@@ -1,6 +1,8 @@
 //! A stateful GitHub API stand-in on loopback, for the GitHub rotator's tests. It checks what
 //! GitHub checks: App JWTs are RS256, signed by the App's key, with a valid `iat`/`exp` window;
-//! installation tokens expire, can be revoked, and a revoked, expired or unknown token gets 401;
+//! installation tokens expire, can be revoked, and a revoked, expired or unknown token gets 401,
+//! as does a token in its first `token_warmup` (GitHub may refuse a token minted a moment ago,
+//! before it reached every server: its clients retry such a 401 for a few seconds);
 //! tokens are scoped to repositories and permissions; deploy keys are stored per repository.
 //! Lists page as GitHub's do (`per_page` 30 by default, at most 100, `page`, and a `Link` header
 //! with `first`/`prev`/`next`/`last`); a rate limit can be switched on (primary: 403 with
@@ -29,6 +31,8 @@ pub struct Installation {
 }
 
 struct Token {
+    /// When it was minted, on the stand-in's clock.
+    minted: SystemTime,
     repos: Vec<String>,
     permissions: Map<String, Value>,
     expires: SystemTime,
@@ -84,6 +88,8 @@ pub struct State {
     pub exchanges: Vec<Exchange>,
     /// How long new installation tokens live (GitHub: one hour).
     pub token_lifetime: Duration,
+    /// How long a new token is answered 401 (`GitHub::start` sets a second).
+    pub token_warmup: Duration,
 }
 
 impl State {
@@ -122,6 +128,7 @@ impl GitHub {
     ) -> Self {
         let mut state = State {
             token_lifetime: Duration::from_secs(3600),
+            token_warmup: Duration::from_secs(1),
             next_id: 1000,
             ..State::default()
         };
@@ -155,6 +162,8 @@ impl GitHub {
         let mut st = self.state.lock().unwrap();
         let inst = &st.installations[&installation];
         let token = Token {
+            // Minted a while ago: past its warm-up.
+            minted: st.now() - Duration::from_secs(60),
             repos: inst.repos.clone(),
             permissions: inst.permissions.clone(),
             expires: st.now() + st.token_lifetime,
@@ -540,6 +549,7 @@ fn route(
             st.tokens.insert(
                 token,
                 Token {
+                    minted: st.now(),
                     repos,
                     permissions,
                     expires,
@@ -550,10 +560,11 @@ fn route(
         }
         (method, rest) => {
             let now = st.now();
+            let warmup = st.token_warmup;
             let Some(token) = st
                 .tokens
                 .get(&credential)
-                .filter(|t| !t.revoked && t.expires > now)
+                .filter(|t| !t.revoked && t.expires > now && t.minted + warmup <= now)
             else {
                 return error(StatusCode::UNAUTHORIZED, "Bad credentials");
             };
@@ -793,6 +804,61 @@ fn deploy_keys(
         }
         _ => error(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// The tags that pin what a GitHub secret may mint, as the README documents them (and
+/// `rotators/github-token/src/pin.rs` reads them), from a test's value: its App, installation and
+/// key secret; a token's repositories and the permission `ceiling` (`name=level ...`); a deploy
+/// key's repository and access.
+pub fn pin_tags(value: &Value, ceiling: &str) -> Vec<(String, String)> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut tags = vec![
+        ("github:app-id".to_string(), text(&value["app_id"])),
+        (
+            "github:installation-id".to_string(),
+            text(&value["installation_id"]),
+        ),
+        (
+            "github:private-key-secret-arn".to_string(),
+            text(&value["private_key_secret_arn"]),
+        ),
+    ];
+    if value["kind"] == "deploy-key" {
+        let repo = format!("{}/{}", text(&value["owner"]), text(&value["repo"]));
+        tags.push(("github:repository".into(), repo));
+        if value["read_only"] == json!(false) {
+            tags.push(("github:deploy-key-access".into(), "read-write".into()));
+        }
+    } else {
+        tags.push(("github:permissions".into(), ceiling.into()));
+        if let Some(repos) = value["repositories"].as_array() {
+            let names: Vec<String> = repos.iter().map(text).collect();
+            tags.push(("github:repositories".into(), names.join(" ")));
+        }
+    }
+    tags
+}
+
+/// Tags a secret (`TagResource`: the right a value's writer does not need).
+pub async fn tag(client: &aws_sdk_secretsmanager::Client, arn: &str, tags: &[(String, String)]) {
+    let mut call = client.tag_resource().secret_id(arn);
+    for (k, v) in tags {
+        call = call.tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build(),
+        );
+    }
+    call.send().await.unwrap_or_else(|e| {
+        panic!(
+            "TagResource {arn}: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+        )
+    });
 }
 
 /// Checks exchanges against GitHub's OpenAPI description (`tests/openapi_check.py`, with the

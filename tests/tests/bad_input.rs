@@ -162,6 +162,11 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> (String, Option<Val
         Input::Value(v) => stack::create_secret(&r.client, &name, &v.to_string()).await,
         _ => stack::create_secret(&r.client, &name, &r.good.to_string()).await,
     };
+    if r.github.is_some() {
+        // The tags that pin what the good value may mint (`rotators/github-token/src/pin.rs`).
+        let pin = e2e::github::pin_tags(&r.good, "administration=write");
+        e2e::github::tag(&r.client, &arn, &pin).await;
+    }
     let token = shared::random::version_id();
     stack::begin_rotation(&r.client, &arn, &token, &stack::function_arn(r.binary))
         .await

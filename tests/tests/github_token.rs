@@ -123,8 +123,56 @@ impl Rig {
         }
     }
 
+    /// A secret holding `value`, tagged with the pin that allows exactly what it asks for (a
+    /// token without `permissions`: its installation's permissions).
     async fn secret(&self, value: Value) -> String {
+        let arn = self.untagged(&value).await;
+        e2e::github::tag(&self.client, &arn, &self.pin(&value)).await;
+        arn
+    }
+
+    async fn untagged(&self, value: &Value) -> String {
         stack::create_secret(&self.client, &stack::unique("gh"), &value.to_string()).await
+    }
+
+    fn pin(&self, value: &Value) -> Vec<(String, String)> {
+        let granted = value["installation_id"]
+            .as_u64()
+            .and_then(|i| {
+                let st = self.gh.state.lock().unwrap();
+                st.installations.get(&i).map(|x| x.permissions.clone())
+            })
+            .unwrap_or_default();
+        let ceiling = value["permissions"].as_object().unwrap_or(&granted);
+        let ceiling: Vec<String> = ceiling
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+            .collect();
+        let ceiling = match ceiling.is_empty() {
+            true => "contents=read".to_string(),
+            false => ceiling.join(" "),
+        };
+        e2e::github::pin_tags(value, &ceiling)
+    }
+
+    /// What a writer with `PutSecretValue` only can do: replace `AWSCURRENT`.
+    async fn put_current(&self, arn: &str, value: &Value) {
+        self.client
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// How many installation tokens GitHub minted so far.
+    fn minted(&self) -> usize {
+        self.gh
+            .exchanges()
+            .iter()
+            .filter(|x| x.method == "POST" && x.path.ends_with("/access_tokens") && x.status == 201)
+            .count()
     }
 
     fn token_secret(&self, installation: u64) -> Value {
@@ -621,7 +669,7 @@ async fn crash_everywhere(deploy_key: bool) -> usize {
         if deploy_key {
             rig.gh.seed_key(
                 "acme/api",
-                &format!("{}{first_version}", github_token::TITLE_PREFIX),
+                &github_token::title(&arn, &first_version),
                 &public,
             );
         }
@@ -629,11 +677,7 @@ async fn crash_everywhere(deploy_key: bool) -> usize {
         let works = |rig: &Rig, v: &Value, version: &str| -> bool {
             let st = rig.gh.state.lock().unwrap();
             if deploy_key {
-                // The starting key carries the title of an earlier version of the function.
-                let title = match version == first_version {
-                    true => format!("{}{version}", github_token::TITLE_PREFIX),
-                    false => github_token::title(&arn, version),
-                };
+                let title = github_token::title(&arn, version);
                 let body = v["public_key"]
                     .as_str()
                     .unwrap_or_default()
@@ -897,4 +941,140 @@ async fn a_key_already_in_use_is_named() {
         err.contains("HTTP 422 Validation Failed: key is already in use"),
         "{err}"
     );
+}
+
+/// #20 point 2: a writer who may only call `PutSecretValue` cannot choose the App, installation,
+/// key secret, repositories or permissions: the secret's tags pin them (`TagResource` is another
+/// right). A value asking for more is refused naming the field, and nothing is minted.
+#[tokio::test]
+async fn a_writer_cannot_mint_more_than_the_tags_allow() {
+    let mut rig = Rig::new(&[]).await;
+    let other_key = stack::create_secret(
+        &rig.client,
+        &stack::unique("gh-other"),
+        &read("TEST_GITHUB_OTHER_KEY"),
+    )
+    .await;
+    let mut token = rig.token_secret(FULL);
+    token["repositories"] = json!(["api"]);
+    token["permissions"] = json!({"contents": "read"});
+    let key = rig.key_secret("api");
+    let with = |base: &Value, k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let attacks = [
+        (
+            &token,
+            with(&token, "permissions", json!({"administration": "write"})),
+            "field `permissions` asks for `administration: write`",
+        ),
+        (
+            &token,
+            with(&token, "permissions", json!({"contents": "write"})),
+            "field `permissions` asks for `contents: write`",
+        ),
+        (
+            &token,
+            with(&token, "repositories", json!(["api", "web"])),
+            "field `repositories` asks for repository `web`",
+        ),
+        (
+            &token,
+            with(&token, "installation_id", json!(MANY)),
+            "field `installation_id` asks for installation 10",
+        ),
+        (
+            &token,
+            with(&token, "private_key_secret_arn", json!(other_key)),
+            "field `private_key_secret_arn`",
+        ),
+        (
+            &key,
+            with(&key, "repo", json!("web")),
+            "field `repo` asks for `web`",
+        ),
+        (
+            &key,
+            with(&key, "read_only", json!(false)),
+            "field `read_only` asks for a key with write access",
+        ),
+    ];
+    for (good, attack, want) in attacks {
+        let arn = rig.secret(good.clone()).await;
+        rig.put_current(&arn, &attack).await;
+        let minted = rig.minted();
+        let err = rig.fails(&arn).await;
+        assert!(
+            err.contains(want) && err.contains("createSecret") && err.contains(&arn),
+            "{err} should contain {want}"
+        );
+        assert_eq!(rig.minted(), minted, "{want}: a token was minted");
+    }
+    // Without the tags, nothing is minted at all.
+    let arn = rig.untagged(&token).await;
+    let minted = rig.minted();
+    let err = rig.fails(&arn).await;
+    assert!(err.contains("no tag `github:app-id`"), "{err}");
+    assert_eq!(rig.minted(), minted);
+    assert!(rig.gh.state.lock().unwrap().keys["acme/web"].is_empty());
+}
+
+/// #20 point 3: GitHub may answer 401 for a token minted a moment ago. With every new token
+/// refused for its first 3 s, tokens and deploy keys still rotate (testSecret, the deploy-key
+/// steps and the revocations wait it out), and no token is left alive but the current one.
+#[tokio::test]
+async fn a_token_refused_in_its_first_seconds_is_not_dead() {
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS", "finish")]).await;
+    rig.gh.state.lock().unwrap().token_warmup = Duration::from_secs(3);
+    let token = rig.secret(rig.token_secret(FULL)).await;
+    let key = rig.secret(rig.key_secret("docs")).await;
+    for arn in [&token, &key, &token, &key] {
+        rig.rotate_ok(arn).await;
+    }
+    let refused = rig
+        .gh
+        .exchanges()
+        .iter()
+        .filter(|x| x.status == 401)
+        .count();
+    assert!(refused > 0, "the warm-up was never hit");
+    let current = rig.value(&token, AWSCURRENT).await;
+    let st = rig.gh.state.lock().unwrap();
+    assert!(st.token_is_live(current["token"].as_str().unwrap()));
+    assert_eq!(st.live_tokens(), 1, "a young token was taken as revoked");
+    assert_eq!(st.keys["acme/docs"].len(), 1);
+}
+
+/// #20 point 6: keys titled the old way (`secrets-manager-rotation <version>`, no tag) belong to
+/// no deployment of this function, so they are never touched, even holding this secret's
+/// previous key: only titles with this secret's tag are ours.
+#[tokio::test]
+async fn an_untagged_key_is_never_deleted() {
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS", "finish")]).await;
+    let (private, public) = ed25519_public(7);
+    let mut value = rig.key_secret("web");
+    value["private_key"] = json!(
+        private
+            .to_openssh(ssh_key::LineEnding::LF)
+            .unwrap()
+            .to_string()
+    );
+    value["public_key"] = json!(public);
+    let arn = rig.secret(value).await;
+    let old_title = format!(
+        "{}{}",
+        github_token::TITLE_PREFIX,
+        shared::random::version_id()
+    );
+    rig.gh.seed_key("acme/web", &old_title, &public);
+    rig.rotate_ok(&arn).await;
+    rig.rotate_ok(&arn).await;
+    let titles: Vec<String> = rig.gh.state.lock().unwrap().keys["acme/web"]
+        .iter()
+        .map(|k| k.title.clone())
+        .collect();
+    assert!(titles.contains(&old_title), "{titles:?}");
+    assert_eq!(titles.len(), 2, "{titles:?}");
 }

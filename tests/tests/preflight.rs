@@ -227,6 +227,12 @@ async fn github_token_preflight_reads_only() {
                "repo": "api", "private_key_secret_arn": key}),
     ] {
         let arn = stack::create_secret(&client, &stack::unique("pf-gh"), &value.to_string()).await;
+        e2e::github::tag(
+            &client,
+            &arn,
+            &e2e::github::pin_tags(&value, "contents=read"),
+        )
+        .await;
         configure("rotate-github-token", &client, &env, &arn).await;
         let rotated = gh.exchanges().len();
         let (report, calls) =

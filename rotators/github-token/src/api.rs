@@ -15,9 +15,35 @@ pub struct Api {
     pub base: String,
 }
 
+/// An installation token, and when it was minted where known. GitHub may answer 401 for a token
+/// minted a moment ago (a new token takes seconds to reach every server; octokit retries such
+/// answers too), so a 401 for a token younger than `YOUNG` is waited out, not taken as dead.
+#[derive(Clone)]
+pub struct Token {
+    pub secret: SecretString,
+    pub minted: Option<SystemTime>,
+}
+
+/// How long after minting a 401 may still mean "not propagated yet".
+pub const YOUNG: Duration = Duration::from_secs(10);
+/// The pause between tries of a young token.
+const YOUNG_RETRY: Duration = Duration::from_millis(500);
+
+/// Whether a 401 may still only mean "not propagated yet": never proof the token is dead.
+fn is_young(young_until: Option<SystemTime>) -> bool {
+    young_until.is_some_and(|t| SystemTime::now() < t)
+}
+
+impl Token {
+    /// Until when a 401 for this token may only mean it is new.
+    fn young_until(&self) -> Option<SystemTime> {
+        self.minted.map(|m| m + YOUNG)
+    }
+}
+
 /// An installation token as GitHub returned it.
 pub struct Minted {
-    pub token: SecretString,
+    pub token: Token,
     pub expires_at: String,
     pub permissions: Value,
 }
@@ -190,9 +216,9 @@ impl Api {
             .map_err(|e| Error::target(format!("GitHub client: {e}")))
     }
 
-    fn with_token(&self, token: &SecretString) -> Result<Octocrab, Error> {
+    fn with_token(&self, token: &Token) -> Result<Octocrab, Error> {
         self.builder()?
-            .personal_token(token.expose().to_owned())
+            .personal_token(token.secret.expose().to_owned())
             .build()
             .map_err(|e| Error::target(format!("GitHub client: {e}")))
     }
@@ -213,8 +239,10 @@ impl Api {
             .flatten()
     }
 
-    /// One request, waiting out rate limits until `until`. `name` marks the call for fault
-    /// injection; `what` ("GET /route") names it in errors.
+    /// One request, waiting out rate limits until `until`, and a 401 until `young_until` (the
+    /// token is new: see `Token`). `name` marks the call for fault injection; `what`
+    /// ("GET /route") names it in errors.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         client: &Octocrab,
@@ -223,6 +251,7 @@ impl Api {
         name: &str,
         what: &str,
         until: Instant,
+        young_until: Option<SystemTime>,
     ) -> Result<Answer, Error> {
         loop {
             let sent = match verb {
@@ -248,6 +277,14 @@ impl Api {
                 headers,
                 body,
             };
+            if status == 401 && is_young(young_until) && Instant::now() + YOUNG_RETRY < until {
+                tracing::info!(
+                    call = what,
+                    "GitHub answered 401 for a token minted seconds ago; trying again"
+                );
+                tokio::time::sleep(YOUNG_RETRY).await;
+                continue;
+            }
             let Some(wait) = rate_limit_wait(status, &answer.headers, SystemTime::now()) else {
                 return Ok(answer);
             };
@@ -272,9 +309,11 @@ impl Api {
     /// Every item of a list, page by page (`per_page=100`, then each `rel="next"` link, which
     /// must stay on the API's own origin so a token is never sent elsewhere). With
     /// `dead_on_401`, a 401 is `Error::Dead`: the token under test is expired or revoked.
+    #[allow(clippy::too_many_arguments)]
     async fn get_all(
         &self,
         client: &Octocrab,
+        young_until: Option<SystemTime>,
         route: &str,
         name: &str,
         until: Instant,
@@ -286,9 +325,9 @@ impl Api {
         let mut all = Vec::new();
         for _ in 0..MAX_PAGES {
             let a = self
-                .send(client, Verb::Get, &url, name, &what, until)
+                .send(client, Verb::Get, &url, name, &what, until, young_until)
                 .await?;
-            if a.status == 401 && dead_on_401 {
+            if a.status == 401 && dead_on_401 && !is_young(young_until) {
                 // The token itself is refused: expired, revoked or unknown.
                 return Err(Error::dead(format!(
                     "GitHub {what}: HTTP 401 {}: the token is expired or revoked",
@@ -324,6 +363,7 @@ impl Api {
         until: Instant,
     ) -> Result<Minted, Error> {
         let app = self.app(app_id, pem)?;
+        let asked = SystemTime::now();
         let route = format!("/app/installations/{installation_id}/access_tokens");
         let what = format!("POST {route}");
         let a = self
@@ -334,6 +374,7 @@ impl Api {
                 "CreateInstallationToken",
                 &what,
                 until,
+                None,
             )
             .await?;
         if a.status != 201 {
@@ -343,7 +384,10 @@ impl Api {
             .as_str()
             .ok_or_else(|| Error::target("GitHub returned no token"))?;
         Ok(Minted {
-            token: SecretString::from(token),
+            token: Token {
+                secret: SecretString::from(token),
+                minted: Some(asked),
+            },
             expires_at: a.body["expires_at"].as_str().unwrap_or_default().to_owned(),
             permissions: a.body["permissions"].clone(),
         })
@@ -369,6 +413,7 @@ impl Api {
                 "GetInstallation",
                 &what,
                 until,
+                None,
             )
             .await?;
         match a.status {
@@ -379,7 +424,7 @@ impl Api {
 
     /// Whether a token authenticates: one `GET /installation/repositories?per_page=1`. A 401 is
     /// `Error::Dead` (expired or revoked).
-    pub async fn token_works(&self, token: &SecretString, until: Instant) -> Result<(), Error> {
+    pub async fn token_works(&self, token: &Token, until: Instant) -> Result<(), Error> {
         let client = self.with_token(token)?;
         let what = "GET /installation/repositories";
         let a = self
@@ -390,11 +435,12 @@ impl Api {
                 "ListInstallationRepositories",
                 what,
                 until,
+                token.young_until(),
             )
             .await?;
         match a.status {
             200 => Ok(()),
-            401 => Err(Error::dead(format!(
+            401 if !is_young(token.young_until()) => Err(Error::dead(format!(
                 "GitHub {what}: HTTP 401 {}: the token is expired or revoked",
                 detail(&a.body)
             ))),
@@ -403,7 +449,7 @@ impl Api {
     }
 
     /// `DELETE /installation/token`; a token that is already dead (401) counts as revoked.
-    pub async fn revoke(&self, token: &SecretString, until: Instant) -> Result<(), Error> {
+    pub async fn revoke(&self, token: &Token, until: Instant) -> Result<(), Error> {
         let client = self.with_token(token)?;
         let what = "DELETE /installation/token";
         let a = self
@@ -414,6 +460,7 @@ impl Api {
                 "RevokeInstallationToken",
                 what,
                 until,
+                token.young_until(),
             )
             .await?;
         match a.status {
@@ -424,15 +471,12 @@ impl Api {
 
     /// `GET /installation/repositories`, every page, with the token under test: the full names it
     /// reaches. A 401 means the token is expired or revoked: `Error::Dead`.
-    pub async fn repositories(
-        &self,
-        token: &SecretString,
-        until: Instant,
-    ) -> Result<Vec<String>, Error> {
+    pub async fn repositories(&self, token: &Token, until: Instant) -> Result<Vec<String>, Error> {
         let client = self.with_token(token)?;
         let repos = self
             .get_all(
                 &client,
+                token.young_until(),
                 "/installation/repositories",
                 "ListInstallationRepositories",
                 until,
@@ -449,7 +493,7 @@ impl Api {
     /// `GET /repos/{owner}/{repo}/keys`, every page.
     pub async fn keys(
         &self,
-        token: &SecretString,
+        token: &Token,
         owner: &str,
         repo: &str,
         until: Instant,
@@ -459,6 +503,7 @@ impl Api {
         let keys = self
             .get_all(
                 &client,
+                token.young_until(),
                 &route,
                 "ListDeployKeys",
                 until,
@@ -481,7 +526,7 @@ impl Api {
     #[allow(clippy::too_many_arguments)]
     pub async fn add_key(
         &self,
-        token: &SecretString,
+        token: &Token,
         owner: &str,
         repo: &str,
         title: &str,
@@ -501,6 +546,7 @@ impl Api {
                 "CreateDeployKey",
                 &what,
                 until,
+                token.young_until(),
             )
             .await?;
         match a.status {
@@ -512,7 +558,7 @@ impl Api {
     /// Deletes a deploy key; one already gone (404) counts as deleted.
     pub async fn delete_key(
         &self,
-        token: &SecretString,
+        token: &Token,
         owner: &str,
         repo: &str,
         id: u64,
@@ -529,6 +575,7 @@ impl Api {
                 "DeleteDeployKey",
                 &what,
                 until,
+                token.young_until(),
             )
             .await?;
         match a.status {

@@ -15,6 +15,7 @@
 //! (`administration: write` on the repository), revoked as soon as the step is done.
 
 pub mod api;
+pub mod pin;
 pub mod secret;
 
 use api::Api;
@@ -33,8 +34,7 @@ pub const ROTATOR: &str = "github-token";
 pub const ENV: &[&str] = &["GITHUB_API_URL", "REVOKE_PREVIOUS"];
 
 /// Deploy keys we manage are titled with this prefix, the secret's tag and the version id
-/// (`secrets-manager-rotation <tag> <version>`); before the tag existed, the prefix and the
-/// version only.
+/// (`secrets-manager-rotation <tag> <version>`).
 pub const TITLE_PREFIX: &str = "secrets-manager-rotation ";
 
 pub struct GitHubToken {
@@ -97,7 +97,7 @@ impl GitHubToken {
         v: &Versions<'_>,
         s: &GhSecret,
         write: bool,
-    ) -> Result<SecretString, Error> {
+    ) -> Result<api::Token, Error> {
         let pem = self.app_key(v, s).await?;
         let scope = json!({
             "repositories": [s.str_field("repo")],
@@ -122,7 +122,7 @@ impl GitHubToken {
         v: &Versions<'_>,
         s: &GhSecret,
         write: bool,
-        f: impl AsyncFnOnce(&SecretString) -> Result<T, Error>,
+        f: impl AsyncFnOnce(&api::Token) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let token = self.manager(v, s, write).await?;
         let result = f(&token).await;
@@ -131,6 +131,30 @@ impl GitHubToken {
         }
         result
     }
+}
+
+/// The value labelled `stage`, parsed and checked against the secret's tags (`pin`): the value
+/// and, for an installation token, the scope to mint. Every step goes through here before it
+/// calls GitHub, so a value asking for more than its pin allows changes nothing.
+fn pinned(
+    v: &Versions<'_>,
+    value: &SecretString,
+    stage: &'static str,
+) -> Result<(GhSecret, Value), Error> {
+    let s = GhSecret::parse(value, stage)?;
+    let scope = pin::Pin::from_tags(|k| v.tag(k))?.allows(&s, stage)?;
+    Ok((s, scope))
+}
+
+/// How long GitHub's installation tokens live.
+const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The installation token a value holds, minted when its `expires_at` says (an hour before).
+fn stored_token(s: &GhSecret) -> Option<api::Token> {
+    let secret = s.credential.clone()?;
+    let minted =
+        api::parse_time(s.str_field("expires_at")).and_then(|e| e.checked_sub(TOKEN_LIFETIME));
+    Some(api::Token { secret, minted })
 }
 
 /// A rotation may not move the secret to another App, installation or repository.
@@ -174,26 +198,19 @@ pub fn title(arn: &str, version: &str) -> String {
     format!("{TITLE_PREFIX}{} {version}", secret_tag(arn))
 }
 
-/// Who a deploy key's title says it belongs to.
-#[derive(Debug, PartialEq, Eq)]
-enum Owner<'a> {
-    /// Titled by this function, for the secret with this tag.
-    Secret { tag: &'a str, version: &'a str },
-    /// Titled by an earlier version of this function (no tag): any secret's.
-    Untagged { version: &'a str },
-    /// Not ours at all.
-    Other,
-}
-
-fn owner_of(title: &str) -> Owner<'_> {
-    let Some(rest) = title.strip_prefix(TITLE_PREFIX) else {
-        return Owner::Other;
+/// The "which deploy keys are ours" rule: a key is this secret's to delete when the previous
+/// credential is retired if its title carries this secret's `tag` and a version other than
+/// `AWSCURRENT`'s (the previous key, or the orphan of a crashed attempt). Nothing else, ever: a
+/// person's key, another secret's, or a title without a tag (no deployment predates the tags, so
+/// an untagged title is someone else's).
+pub fn is_stale(title: &str, tag: &str, current_version: &str) -> bool {
+    let Some((t, version)) = title
+        .strip_prefix(TITLE_PREFIX)
+        .and_then(|rest| rest.split_once(' '))
+    else {
+        return false;
     };
-    match rest.split_once(' ') {
-        Some((tag, version)) if !version.contains(' ') => Owner::Secret { tag, version },
-        Some(_) => Owner::Other,
-        None => Owner::Untagged { version: rest },
-    }
+    t == tag && !version.is_empty() && !version.contains(' ') && version != current_version
 }
 
 /// The `type base64` part of an OpenSSH public key (GitHub drops the comment).
@@ -233,16 +250,10 @@ impl Target for GitHubToken {
     }
 
     async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
-        let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
+        let (current, scope) = pinned(v, v.current().await?, AWSCURRENT)?;
         match current.kind {
             Kind::InstallationToken => {
                 let pem = self.app_key(v, &current).await?;
-                let mut scope = json!({});
-                for field in ["repositories", "permissions"] {
-                    if let Some(value) = current.field(field) {
-                        scope[field] = value.clone();
-                    }
-                }
                 let minted = self
                     .api
                     .mint(
@@ -254,7 +265,7 @@ impl Target for GitHubToken {
                     )
                     .await?;
                 Ok(current.with(
-                    minted.token.expose(),
+                    minted.token.secret.expose(),
                     &[
                         ("expires_at", minted.expires_at.into()),
                         ("granted_permissions", minted.permissions),
@@ -270,17 +281,17 @@ impl Target for GitHubToken {
 
     async fn discard(&self, v: &Versions<'_>, minted: &SecretString) -> Result<(), Error> {
         let minted = GhSecret::parse(minted, AWSPENDING)?;
-        match (minted.kind, &minted.credential) {
+        match (minted.kind, stored_token(&minted)) {
             (Kind::InstallationToken, Some(token)) => {
-                self.api.revoke(token, budget(v.deadline())).await
+                self.api.revoke(&token, budget(v.deadline())).await
             }
             _ => Ok(()),
         }
     }
 
     async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
-        let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
-        let pending = GhSecret::parse(v.pending().await?, AWSPENDING)?;
+        let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
+        let (pending, _) = pinned(v, v.pending().await?, AWSPENDING)?;
         same_target(&pending, &current)?;
         if pending.kind == Kind::InstallationToken {
             return Ok(()); // GitHub minted it: nothing to set.
@@ -291,7 +302,7 @@ impl Target for GitHubToken {
         let until = budget(v.deadline());
         self.managed(v, &pending, true, async |token| {
             let keys = self.api.keys(token, owner, repo, until).await?;
-            match find_pending(&keys, &want, v.token(), &public) {
+            match keys.iter().find(|k| k.title == want) {
                 Some(k)
                     if k.read_only == pending.read_only()
                         && key_body(&k.key) == key_body(&public) =>
@@ -318,17 +329,15 @@ impl Target for GitHubToken {
     }
 
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
-        let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
-        let pending = GhSecret::parse(v.pending().await?, AWSPENDING)?;
+        let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
+        let (pending, scope) = pinned(v, v.pending().await?, AWSPENDING)?;
         same_target(&pending, &current)?;
         match pending.kind {
             Kind::InstallationToken => {
-                let token = pending
-                    .credential
-                    .as_ref()
+                let token = stored_token(&pending)
                     .ok_or_else(|| Error::value(AWSPENDING, "field `token` is missing"))?;
-                let reached = self.api.repositories(token, budget(v.deadline())).await?;
-                if let Some(Value::Array(asked)) = pending.field("repositories") {
+                let reached = self.api.repositories(&token, budget(v.deadline())).await?;
+                if let Some(Value::Array(asked)) = scope.get("repositories") {
                     let mut want: Vec<&str> = asked.iter().filter_map(Value::as_str).collect();
                     let mut got: Vec<&str> = reached
                         .iter()
@@ -354,7 +363,7 @@ impl Target for GitHubToken {
                         self.api.keys(t, owner, repo, until).await
                     })
                     .await?;
-                match find_pending(&keys, &want, v.token(), public) {
+                match keys.iter().find(|k| k.title == want) {
                     Some(k)
                         if key_body(&k.key) == key_body(public)
                             && k.read_only == pending.read_only() =>
@@ -387,6 +396,16 @@ impl Target for GitHubToken {
                 current.app_id, current.installation_id
             ),
         )];
+        let tags = pin::Pin::from_tags(|k| v.tag(k)).and_then(|p| p.allows(&current, AWSCURRENT));
+        let pinned = tags.is_ok();
+        checks.push(Check::of(
+            "tags",
+            "the secret's tags pin the App, installation and key secret, and AWSCURRENT asks for no more than they allow",
+            tags,
+        ));
+        if !pinned {
+            return checks;
+        }
         let pem = match self.app_key(v, &current).await {
             Ok(pem) => pem,
             Err(e) => {
@@ -465,11 +484,11 @@ impl Target for GitHubToken {
                     "repositories",
                     "which repositories a token reaches is checked by testSecret; listing them needs a token, and minting one is a write",
                 ));
-                if let Some(token) = &current.credential {
+                if let Some(token) = stored_token(&current) {
                     checks.push(Check::of(
                         "current credentials",
                         "the AWSCURRENT token works",
-                        self.api.token_works(token, until).await,
+                        self.api.token_works(&token, until).await,
                     ));
                 }
             }
@@ -488,17 +507,17 @@ impl Target for GitHubToken {
     /// The same whenever it runs (`RETIRE_PREVIOUS`): revoke the previous token; delete this
     /// secret's deploy keys but the current one.
     async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
-        let current = GhSecret::parse(v.current().await?, AWSCURRENT)?;
+        let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
         match current.kind {
             Kind::InstallationToken => {
                 let previous = match v.previous().await? {
                     Some(p) => GhSecret::parse(p, AWSPREVIOUS)
                         .ok()
-                        .and_then(|p| p.credential),
+                        .and_then(|p| stored_token(&p)),
                     None => None,
                 };
                 match previous {
-                    Some(old) if Some(&old) != current.credential.as_ref() => {
+                    Some(old) if Some(&old.secret) != current.credential.as_ref() => {
                         self.api.revoke(&old, budget(v.deadline())).await
                     }
                     _ => Ok(()),
@@ -507,31 +526,22 @@ impl Target for GitHubToken {
             Kind::DeployKey => {
                 let (owner, repo) = (current.str_field("owner"), current.str_field("repo"));
                 let current_version = v.labels().version_with(AWSCURRENT).unwrap_or(v.token());
-                let keep = title(v.arn(), current_version);
                 let tag = secret_tag(v.arn());
-                // The previous version's key: untagged keys are this secret's only when they are
-                // it. Derived from the version's private key, not its `public_key` field: anyone
-                // may copy another secret's public key into this one, nobody its private key.
+                // The previous version's key, to report a late use: derived from the version's
+                // private key, not its `public_key` field (anyone may copy another secret's
+                // public key into this one, nobody its private key).
                 let previous_key = match v.previous().await? {
                     Some(p) => GhSecret::parse(p, AWSPREVIOUS)
                         .ok()
                         .and_then(|p| public_of(p.credential.as_ref()?)),
                     None => None,
                 };
-                let current_key = key_body(current.str_field("public_key"));
                 let until = budget(v.deadline());
                 let retired_at = v.previous_retired_at().await?;
                 self.managed(v, &current, true, async |token| {
                     for k in self.api.keys(token, owner, repo, until).await? {
                         let body = key_body(&k.key);
-                        let stale = match owner_of(&k.title) {
-                            Owner::Secret { tag: t, .. } => t == tag && k.title != keep,
-                            Owner::Untagged { .. } => {
-                                body != current_key && previous_key.as_ref() == Some(&body)
-                            }
-                            Owner::Other => false,
-                        };
-                        if !stale {
+                        if !is_stale(&k.title, &tag, current_version) {
                             continue;
                         }
                         // GitHub's `last_used`: was the previous key used after it stopped being
@@ -555,28 +565,40 @@ impl Target for GitHubToken {
     }
 }
 
-/// This version's key among a repository's keys: titled for this secret and version, or (from an
-/// earlier version of this function) untagged for this version with the same key material.
-fn find_pending<'k>(
-    keys: &'k [api::DeployKey],
-    want: &str,
-    version: &str,
-    public: &str,
-) -> Option<&'k api::DeployKey> {
-    keys.iter().find(|k| k.title == want).or_else(|| {
-        keys.iter().find(|k| {
-            owner_of(&k.title) == Owner::Untagged { version }
-                && key_body(&k.key) == key_body(public)
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn an_untagged_key_is_ours_only_by_the_private_key_we_hold() {
+    fn which_deploy_keys_are_ours() {
+        let ours = secret_tag("arn:ours");
+        let theirs = secret_tag("arn:theirs");
+        let t = |tag: &str, version: &str| format!("{TITLE_PREFIX}{tag} {version}");
+        let rows = [
+            (
+                t(&ours, "v1"),
+                true,
+                "ours, a version that is not AWSCURRENT's",
+            ),
+            (t(&ours, "v2"), false, "ours, AWSCURRENT's own key"),
+            (t(&theirs, "v1"), false, "another secret's"),
+            (format!("{TITLE_PREFIX}v1"), false, "the untagged title"),
+            (
+                format!("{TITLE_PREFIX}{ours} v1 x"),
+                false,
+                "more after the version",
+            ),
+            (format!("{TITLE_PREFIX}{ours} "), false, "no version"),
+            ("laptop of alice".into(), false, "a person's"),
+            (format!("{ours} v1"), false, "no prefix"),
+        ];
+        for (title, stale, why) in rows {
+            assert_eq!(is_stale(&title, &ours, "v2"), stale, "{why}: {title}");
+        }
+    }
+
+    #[test]
+    fn a_previous_key_is_known_by_the_private_key_we_hold() {
         let (private, public) = generate_key("t").unwrap();
         assert_eq!(public_of(&private), Some(key_body(&public)));
         // A `public_key` field copied from elsewhere proves nothing: only a private key counts.
@@ -594,18 +616,6 @@ mod tests {
             tag,
             secret_tag("arn:aws:secretsmanager:us-east-1:1:secret:write-key-XyZ")
         );
-        assert_eq!(
-            owner_of(&t),
-            Owner::Secret {
-                tag: &tag,
-                version: "v1"
-            }
-        );
-        assert_eq!(
-            owner_of("secrets-manager-rotation 1b2c"),
-            Owner::Untagged { version: "1b2c" }
-        );
-        assert_eq!(owner_of("laptop of alice"), Owner::Other);
-        assert_eq!(owner_of("secrets-manager-rotation a b c"), Owner::Other);
+        assert!(is_stale(&t, &tag, "v2") && !is_stale(&t, &tag, "v1"));
     }
 }
