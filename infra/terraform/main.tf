@@ -16,6 +16,8 @@ locals {
       env = merge(
         { DB_CONNECT_TIMEOUT_SECONDS = "5", DB_STATEMENT_TIMEOUT_SECONDS = "5" },
         var.db_ca_bundle_pem == "" ? {} : { DB_CA_BUNDLE_PEM = var.db_ca_bundle_pem },
+        # The master secrets a secret's `masterarn` may name: the same ARNs the role may read.
+        length(var.db_master_secret_arns) == 0 ? {} : { DB_MASTER_SECRET_ARNS = join(",", var.db_master_secret_arns) },
       )
       statements = length(var.db_master_secret_arns) == 0 ? [] : [
         {

@@ -118,6 +118,39 @@ impl Kind {
         .unwrap_or_else(|e| panic!("{query}: {e}"))
     }
 
+    /// Whether a user (PostgreSQL role, MySQL/MariaDB account on any host) named `user` exists.
+    pub async fn user_exists(self, user: &str) -> bool {
+        let literal = format!("'{}'", user.replace('\\', "\\\\").replace('\'', "''"));
+        let q = match self {
+            Kind::Postgres => {
+                format!("SELECT rolname::text FROM pg_roles WHERE rolname = {literal}")
+            }
+            Kind::MariaDb => format!("SELECT User FROM mysql.user WHERE User = {literal}"),
+        };
+        !self.admin_query(&q).await.is_empty()
+    }
+
+    /// PostgreSQL: the first column of every row of a query run as the superuser in `database`.
+    pub async fn admin_query_in(self, database: &str, query: &str) -> Vec<String> {
+        let (user, password) = self.superuser();
+        let ca = std::fs::read(env("TEST_CA_FILE")).unwrap();
+        let o = PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(self.port())
+            .username(&user)
+            .password(&password)
+            .database(database)
+            // The test's own session must not run what it looks for.
+            .options([("search_path", "pg_catalog")])
+            .ssl_mode(PgSslMode::VerifyFull)
+            .ssl_root_cert_from_pem(ca);
+        let mut c = PgConnection::connect_with(&o).await.unwrap();
+        sqlx::query_scalar(AssertSqlSafe(query.to_owned()))
+            .fetch_all(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
+    }
+
     /// Creates a login user with `password`, quoting the name for hostile-name tests.
     pub async fn create_user(self, user: &str, password: &str) {
         let statement = match self {
@@ -170,6 +203,18 @@ impl AnyConn {
 
 pub fn pg_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The master secrets the tests' DB functions may use (`DB_MASTER_SECRET_ARNS`): every test names
+/// its master secrets `...master-<unique>`, and no other secret so.
+pub const MASTER_SECRETS: &str = "arn:aws:secretsmanager:*:*:secret:*master-*";
+
+/// The DB function's environment in the tests: the test CA, and the master secrets it may use.
+pub fn function_env() -> Vec<(String, String)> {
+    vec![
+        ("DB_CA_BUNDLE_FILE".into(), env("TEST_CA_FILE")),
+        ("DB_MASTER_SECRET_ARNS".into(), MASTER_SECRETS.into()),
+    ]
 }
 
 /// A user name no other test uses.

@@ -18,6 +18,8 @@ pub struct Seen {
 pub struct Relay {
     pub port: u16,
     seen: Arc<Mutex<Vec<Result<Seen, String>>>>,
+    /// The first bytes each client sent (e.g. PostgreSQL's SSLRequest, or a plain start-up).
+    first: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Relay {
@@ -27,9 +29,12 @@ impl Relay {
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Vec<Result<Seen, String>>>> = Arc::default();
         let record = seen.clone();
+        let first_bytes: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let record_first = first_bytes.clone();
         tokio::spawn(async move {
             while let Ok((client, peer)) = listener.accept().await {
                 let record = record.clone();
+                let record_first = record_first.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                         return;
@@ -43,6 +48,7 @@ impl Relay {
                         Ok(n) if n > 0 => n,
                         _ => return,
                     };
+                    record_first.lock().unwrap().push(first[..n].to_vec());
                     let look = tokio::task::spawn_blocking(move || inspect(peer.port(), port))
                         .await
                         .unwrap();
@@ -53,7 +59,16 @@ impl Relay {
                 });
             }
         });
-        Relay { port, seen }
+        Relay {
+            port,
+            seen,
+            first: first_bytes,
+        }
+    }
+
+    /// The first bytes of every client seen so far.
+    pub fn first_bytes(&self) -> Vec<Vec<u8>> {
+        self.first.lock().unwrap().clone()
     }
 
     /// Every client seen so far.

@@ -56,10 +56,7 @@ impl Rotator {
         Self {
             binary: "rotate-db-password",
             client: stack::client().await,
-            env: vec![(
-                "DB_CA_BUNDLE_FILE".into(),
-                std::env::var("TEST_CA_FILE").unwrap(),
-            )],
+            env: e2e::db::function_env(),
             good: Kind::Postgres.secret(&user, "Good-pw-1"),
             github: None,
         }

@@ -16,10 +16,7 @@ fn options() -> Options {
 }
 
 async fn function() -> Function {
-    let env = [(
-        "DB_CA_BUNDLE_FILE".to_string(),
-        std::env::var("TEST_CA_FILE").unwrap(),
-    )];
+    let env = e2e::db::function_env();
     Function::start(&e2e::workspace_binary(BINARY), &env, false)
         .await
         .unwrap()

@@ -57,10 +57,7 @@ impl Case {
             | Case::PostgresAlternating
             | Case::MariaDbSingle
             | Case::MariaDbAlternating => {
-                env.push((
-                    "DB_CA_BUNDLE_FILE".into(),
-                    std::env::var("TEST_CA_FILE").unwrap(),
-                ));
+                env.extend(e2e::db::function_env());
             }
             Case::IamDeleteOld => {
                 let admin = Admin::connect().await;

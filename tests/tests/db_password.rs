@@ -24,8 +24,7 @@ struct Rig {
 impl Rig {
     /// The function trusts the test CA unless `env` says otherwise.
     async fn new(env: &[(&str, &str)]) -> Self {
-        let ca = std::env::var("TEST_CA_FILE").expect("TEST_CA_FILE: run scripts/test");
-        let mut vars = vec![("DB_CA_BUNDLE_FILE".to_string(), ca)];
+        let mut vars = e2e::db::function_env();
         for (k, v) in env {
             vars.retain(|(name, _)| name != k);
             if !v.is_empty() {
@@ -154,8 +153,20 @@ async fn alternating(kind: Kind, user: &str) {
     let arn = rig.secret("db-alternating", &value).await;
     let clone = format!("{user}_clone");
     let mut passwords = vec!["Initial-pw-1".to_string()];
+    let mut resume = false;
     for round in 1..=3 {
-        let r = rig.rotate_ok(&arn).await;
+        let r = match std::mem::take(&mut resume) {
+            // A stopped rotation goes on from where it stopped, as Secrets Manager retries it.
+            true => {
+                let opts = Options::new(BINARY).resuming();
+                let r = driver::rotate(&rig.client, &mut rig.function, &arn, &opts)
+                    .await
+                    .unwrap();
+                assert!(r.succeeded(), "round {round}: {:?}", r.steps);
+                r
+            }
+            false => rig.rotate_ok(&arn).await,
+        };
         assert_eq!(r.labels.version_with(AWSPENDING), None);
         let (cur_user, cur_pw) = creds(&rig.value(&arn, AWSCURRENT).await);
         let (prev_user, prev_pw) = creds(&rig.value(&arn, AWSPREVIOUS).await);
@@ -175,6 +186,22 @@ async fn alternating(kind: Kind, user: &str) {
         if round == 1 {
             kind.admin(&[format!("GRANT SELECT ON {t2} TO {}", kind.grantee(user))])
                 .await;
+            if kind == Kind::MariaDb {
+                // No role inheritance between the pair: privileges are only ever copied onto the
+                // pending user, so a grant made to the original alone while the clone is current
+                // stops the next rotation, naming it, until the clone holds it too.
+                let err = fails_at_set(&mut rig, &arn, &cur_pw).await;
+                let t2_name = t2.rsplit('.').next().unwrap();
+                assert!(
+                    err.contains(&format!("does not hold the privileges of `{user}`"))
+                        && err.contains("lacks")
+                        && err.contains(t2_name),
+                    "{err}"
+                );
+                kind.admin(&[format!("GRANT SELECT ON {t2} TO {}", kind.grantee(&clone))])
+                    .await;
+                resume = true;
+            }
         } else {
             assert!(
                 kind.can_select(&cur_user, &cur_pw, &t2).await,
@@ -887,4 +914,235 @@ async fn a_previous_user_still_connected_is_reported() {
         );
         drop(stale);
     }
+}
+
+/// The database owner plants objects named like the catalog's in a schema of their own and puts
+/// it first in their database's `search_path`. The master never logs into that database, and every
+/// session pins `search_path`, so none of it runs with the master's power (#19.1).
+#[tokio::test]
+async fn the_master_never_runs_what_the_database_owner_planted() {
+    let kind = Kind::Postgres;
+    let user = unique_user("owner");
+    let db = unique_user("appdb");
+    kind.create_user(&user, "App-pw-1").await;
+    kind.admin(&[format!(
+        "CREATE DATABASE {} OWNER {}",
+        e2e::db::pg_ident(&db),
+        e2e::db::pg_ident(&user)
+    )])
+    .await;
+    // As the owner, in their own database: every catalog name the function used unqualified.
+    let planted = [
+        "CREATE SCHEMA evil".to_string(),
+        "CREATE TABLE evil.ran (who text)".into(),
+        "GRANT INSERT ON evil.ran TO PUBLIC".into(),
+        "GRANT USAGE ON SCHEMA evil TO PUBLIC".into(),
+        format!(
+            "CREATE FUNCTION evil.pwn() RETURNS int LANGUAGE plpgsql AS $$ BEGIN \
+             INSERT INTO evil.ran VALUES (current_user); \
+             IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN \
+             EXECUTE 'ALTER ROLE {} SUPERUSER'; END IF; RETURN 0; END $$",
+            e2e::db::pg_ident(&user)
+        ),
+        "CREATE FUNCTION evil.pg_backend_pid() RETURNS int LANGUAGE sql AS 'SELECT evil.pwn()'"
+            .into(),
+        "CREATE VIEW evil.pg_stat_activity AS SELECT s.*, evil.pwn() AS x FROM pg_catalog.pg_stat_activity s"
+            .into(),
+        "CREATE VIEW evil.pg_roles AS SELECT r.*, evil.pwn() AS x FROM pg_catalog.pg_roles r".into(),
+        "CREATE VIEW evil.pg_auth_members AS SELECT m.*, evil.pwn() AS x FROM pg_catalog.pg_auth_members m"
+            .into(),
+        format!(
+            "ALTER DATABASE {} SET search_path = evil, pg_catalog",
+            e2e::db::pg_ident(&db)
+        ),
+    ];
+    {
+        use sqlx::Connection;
+        let ca = std::fs::read(std::env::var("TEST_CA_FILE").unwrap()).unwrap();
+        let o = sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(kind.port())
+            .username(&user)
+            .password("App-pw-1")
+            .database(&db)
+            .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
+            .ssl_root_cert_from_pem(ca);
+        let mut owner = sqlx::postgres::PgConnection::connect_with(&o)
+            .await
+            .unwrap();
+        for statement in &planted {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
+                .execute(&mut owner)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+    let mut rig = Rig::new(&[]).await;
+    let (su, sp) = kind.superuser();
+    let master = rig.secret("db-master", &kind.secret(&su, &sp)).await;
+    let mut value = kind.secret(&user, "App-pw-1");
+    value["dbname"] = json!(db);
+    value["masterarn"] = json!(master);
+    let arn = rig.secret("db-owner", &value).await;
+    // Both directions of the pair: the clone is made, then the original is current again.
+    rig.rotate_ok(&arn).await;
+    rig.rotate_ok(&arn).await;
+    let superuser = kind
+        .admin_query(&format!(
+            "SELECT rolsuper::text FROM pg_roles WHERE rolname = '{user}'"
+        ))
+        .await;
+    assert_eq!(superuser, ["false"], "the owner became a superuser");
+    let ran = kind.admin_query_in(&db, "SELECT who FROM evil.ran").await;
+    let (_, pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+    assert!(
+        ran.is_empty(),
+        "planted code ran as {ran:?} (the function's users are {user} and {user}_clone)"
+    );
+    rig.assert_no_leak(&[&sp, &pw]);
+}
+
+/// `masterarn` names another application's secret that the function may read (here, a
+/// `CREATEROLE` user's): it is not in `DB_MASTER_SECRET_ARNS` nor RDS's own master secret, so it
+/// is refused before any login, and nothing changes (#19.2).
+#[tokio::test]
+async fn a_master_secret_must_be_allowed_by_the_function() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let admin = unique_user("otherapp");
+        let user = unique_user("writer");
+        kind.create_user(&user, "App-pw-1").await;
+        kind.create_user(&admin, "Other-pw-1").await;
+        kind.admin(&[match kind {
+            Kind::Postgres => format!("ALTER ROLE {} CREATEROLE", kind.grantee(&admin)),
+            Kind::MariaDb => format!(
+                "GRANT ALL ON *.* TO {} WITH GRANT OPTION",
+                kind.grantee(&admin)
+            ),
+        }])
+        .await;
+        let mut rig = Rig::new(&[]).await;
+        // Another application's secret, rotated by the same function.
+        let other = rig
+            .secret("db-otherapp", &kind.secret(&admin, "Other-pw-1"))
+            .await;
+        let mut value = kind.secret(&user, "App-pw-1");
+        value["masterarn"] = json!(other);
+        let arn = rig.secret("db-writer", &value).await;
+        let err = fails_at_set(&mut rig, &arn, "App-pw-1").await;
+        assert!(
+            err.contains("field `masterarn`")
+                && err.contains(&other)
+                && err.contains("DB_MASTER_SECRET_ARNS"),
+            "{}: {err}",
+            kind.engine()
+        );
+        assert!(
+            !kind.user_exists(&format!("{user}_clone")).await,
+            "{}: the clone was made",
+            kind.engine()
+        );
+        kind.login(&user, "App-pw-1").await.unwrap();
+        rig.assert_no_leak(&["App-pw-1", "Other-pw-1"]);
+    }
+}
+
+/// A leftover (or self-made) `victim_clone` whose password the writer knows: the writer stores it
+/// as AWSCURRENT of a secret with an allowed master. The victim's password is never reset, and the
+/// leftover never gets the victim's privileges (#19.3).
+#[tokio::test]
+async fn privileges_flow_only_to_the_pending_user() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let victim = unique_user("victim");
+        let leftover = format!("{victim}_clone");
+        let table = kind.table(&unique_user("t"));
+        kind.create_user(&victim, "Victim-pw-1").await;
+        kind.create_user(&leftover, "Known-pw-1").await;
+        kind.admin(&[
+            format!("CREATE TABLE {table} (id int)"),
+            format!("GRANT SELECT ON {table} TO {}", kind.grantee(&victim)),
+        ])
+        .await;
+        let mut rig = Rig::new(&[]).await;
+        let (arn, _) = alternating_secret(&rig, kind, &leftover, "Known-pw-1").await;
+        let err = fails_at_set(&mut rig, &arn, "Known-pw-1").await;
+        assert!(
+            err.contains(&format!(
+                "the current user `{leftover}` does not hold the privileges of `{victim}`"
+            )),
+            "{}: {err}",
+            kind.engine()
+        );
+        kind.login(&victim, "Victim-pw-1")
+            .await
+            .expect("the victim's password is unchanged");
+        assert!(
+            !kind.can_select(&leftover, "Known-pw-1", &table).await,
+            "{}: the leftover got the victim's privileges",
+            kind.engine()
+        );
+        rig.assert_no_leak(&["Victim-pw-1", "Known-pw-1"]);
+    }
+}
+
+/// A writer stores AWSCURRENT with the same user, a junk password and `"ssl": false`, while
+/// AWSPREVIOUS (TLS) holds the live password: the live password is not replaced by one that
+/// would then travel in plain text (#19.4a).
+#[tokio::test]
+async fn a_password_is_never_replaced_by_one_sent_in_plain_text() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("downgrade");
+        kind.create_user(&user, "Live-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let arn = rig
+            .secret("db-downgrade", &kind.secret(&user, "Live-pw-1"))
+            .await;
+        let mut value = kind.secret(&user, "Junk-pw-1");
+        value["ssl"] = json!(false);
+        put_current(&rig, &arn, &value).await;
+        let err = fails_at_set(&mut rig, &arn, "Junk-pw-1").await;
+        assert!(
+            err.contains("field `ssl` is false") && err.contains("AWSPREVIOUS"),
+            "{}: {err}",
+            kind.engine()
+        );
+        kind.login(&user, "Live-pw-1")
+            .await
+            .expect("the live password is unchanged");
+        rig.assert_no_leak(&["Live-pw-1"]);
+    }
+}
+
+/// The reverse: AWSCURRENT asks for TLS, AWSPREVIOUS (the live password) says `"ssl": false`. The
+/// previous password is sent with AWSCURRENT's setting, TLS, never in plain text: a relay in
+/// front of PostgreSQL sees every connection of the rotation start with an SSLRequest (#19.4b).
+#[tokio::test]
+async fn the_previous_password_travels_with_the_current_transport() {
+    let kind = Kind::Postgres;
+    let relay = e2e::sockets::Relay::start(kind.port()).await;
+    let user = unique_user("upgrade");
+    kind.create_user(&user, "Live-pw-1").await;
+    let mut rig = Rig::new(&[]).await;
+    let at_relay = |password: &str, ssl: bool| {
+        let mut v = kind.secret(&user, password);
+        v["port"] = json!(relay.port);
+        v["ssl"] = json!(ssl);
+        v
+    };
+    let arn = rig
+        .secret("db-upgrade", &at_relay("Live-pw-1", false))
+        .await;
+    put_current(&rig, &arn, &at_relay("Stale-pw-1", true)).await;
+    rig.rotate_ok(&arn).await;
+    let first = relay.first_bytes();
+    assert!(!first.is_empty());
+    // PostgreSQL's SSLRequest: length 8, code 80877103.
+    let ssl_request = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    for bytes in &first {
+        assert!(
+            bytes.starts_with(&ssl_request),
+            "a connection started in plain text: {bytes:?}"
+        );
+    }
+    let (_, pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+    kind.login(&user, &pw).await.unwrap();
 }

@@ -16,7 +16,6 @@ const BINARY: &str = "rotate-db-password";
 
 #[tokio::test]
 async fn every_database_socket_of_a_rotation_has_tcp_nodelay_and_logins_are_few() {
-    let ca = std::env::var("TEST_CA_FILE").expect("TEST_CA_FILE: run scripts/test");
     let client = stack::client().await;
     for kind in [Kind::Postgres, Kind::MariaDb] {
         let relay = Relay::start(kind.port()).await;
@@ -39,7 +38,7 @@ async fn every_database_socket_of_a_rotation_has_tcp_nodelay_and_logins_are_few(
 
         let mut function = Function::start(
             &e2e::workspace_binary(BINARY),
-            &[("DB_CA_BUNDLE_FILE".to_string(), ca.clone())],
+            &e2e::db::function_env(),
             false,
         )
         .await

@@ -142,10 +142,7 @@ async fn db_password_preflight_reads_only() {
         let mut value = kind.secret(&user, "App-pw-1");
         value["masterarn"] = json!(master);
         let arn = stack::create_secret(&client, &stack::unique("pf-db"), &value.to_string()).await;
-        let env = vec![(
-            "DB_CA_BUNDLE_FILE".to_string(),
-            std::env::var("TEST_CA_FILE").unwrap(),
-        )];
+        let env = e2e::db::function_env();
         configure("rotate-db-password", &client, &env, &arn).await;
         let before = accounts(kind).await;
         let (report, calls) = preflight("rotate-db-password", stack::endpoint(), env, &arn).await;
@@ -270,10 +267,7 @@ async fn a_wrong_master_and_a_stuck_rotation_are_reported() {
     let mut value = kind.secret(&user, "App-pw-1");
     value["masterarn"] = json!(master);
     let arn = stack::create_secret(&client, &stack::unique("pf-db"), &value.to_string()).await;
-    let env = vec![(
-        "DB_CA_BUNDLE_FILE".to_string(),
-        std::env::var("TEST_CA_FILE").unwrap(),
-    )];
+    let env = e2e::db::function_env();
     let token = shared::random::version_id();
     stack::begin_rotation(
         &client,

@@ -18,6 +18,11 @@ use tokio_postgres::types::{ToSql, Type};
 /// The Amazon RDS CA bundle (certs/README.md), compiled in so every package carries it.
 pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
 
+/// Every PostgreSQL session's `search_path`: the catalog, then the session's own temporary
+/// schema last, so no object a database owner made shadows a catalog name. The statements name
+/// every catalog object and operator with its schema as well.
+pub const PG_SEARCH_PATH: &str = "search_path=pg_catalog,pg_temp";
+
 /// Connection settings from the function's environment.
 #[derive(Clone)]
 pub struct Settings {
@@ -127,8 +132,10 @@ pub async fn connect(target: &DbSecret, login: &DbSecret, s: &Settings) -> Resul
                     .password(login.password.expose())
                     .dbname(target.dbname.as_deref().unwrap_or("postgres"))
                     .application_name("secrets-manager-rotation")
+                    // A start-up option outranks the database's and the role's settings, so an
+                    // owner's `ALTER DATABASE ... SET search_path` never reaches our statements.
                     .options(format!(
-                        "-c statement_timeout={}",
+                        "-c statement_timeout={} -c {PG_SEARCH_PATH}",
                         s.statement_timeout.as_millis()
                     ))
                     .ssl_mode(if tls.is_some() {
@@ -312,7 +319,9 @@ impl Conn {
                 .pg_rows(
                     s,
                     what,
-                    "SELECT count(*)::text FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
+                    "SELECT pg_catalog.count(*)::pg_catalog.text FROM pg_catalog.pg_stat_activity \
+                     WHERE usename OPERATOR(pg_catalog.=) $1 \
+                     AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
                     &[(&user, Type::NAME)],
                 )
                 .await?
@@ -473,10 +482,10 @@ impl Conn {
         use crate::privileges::{PG_ATTRIBUTES, PgRole};
         let columns: Vec<String> = PG_ATTRIBUTES
             .iter()
-            .map(|(name, _)| format!("{name}::text"))
+            .map(|(name, _)| format!("{name}::pg_catalog.text"))
             .collect();
         let q = format!(
-            "SELECT ARRAY[{}] FROM pg_roles WHERE rolname = $1",
+            "SELECT ARRAY[{}] FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1",
             columns.join(", ")
         );
         let rows = self
@@ -490,8 +499,10 @@ impl Conn {
             .pg_rows(
                 s,
                 "reading the role's memberships",
-                "SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
-                 JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
+                "SELECT g.rolname::pg_catalog.text FROM pg_catalog.pg_auth_members m \
+                 JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) m.roleid \
+                 JOIN pg_catalog.pg_roles u ON u.oid OPERATOR(pg_catalog.=) m.member \
+                 WHERE u.rolname OPERATOR(pg_catalog.=) $1",
                 &[(&role, Type::NAME)],
             )
             .await?

@@ -12,6 +12,7 @@
 //!   refuses a pending user whose privileges differ from the current user's.
 
 pub mod db;
+pub mod master;
 pub mod mysql;
 pub mod net;
 pub mod privileges;
@@ -36,6 +37,7 @@ pub const ENV: &[&str] = &[
     "DB_CA_BUNDLE_FILE",
     "DB_CA_BUNDLE_PEM",
     "DB_CONNECT_TIMEOUT_SECONDS",
+    "DB_MASTER_SECRET_ARNS",
     "DB_STATEMENT_TIMEOUT_SECONDS",
 ];
 
@@ -56,6 +58,8 @@ pub fn default_policy() -> PasswordPolicy {
 pub struct DbPassword {
     pub policy: PasswordPolicy,
     pub settings: Settings,
+    /// The master secrets alternating users may name (`DB_MASTER_SECRET_ARNS`).
+    pub masters: master::MasterAllowList,
     /// Finds the database of an RDS-managed master secret.
     pub rds: aws_sdk_rds::Client,
 }
@@ -68,11 +72,9 @@ impl Target for DbPassword {
 
     async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
-        let username = match &current.masterarn {
-            None => current.username.clone(),
-            Some(_) => partner(&current.username, current.engine)
-                .map_err(|e| Error::value(AWSCURRENT, e))?,
-        };
+        let username = current
+            .pending_user()
+            .map_err(|e| Error::value(AWSCURRENT, e))?;
         Ok(current.with_credentials(&username, &self.policy.generate()))
     }
 
@@ -195,8 +197,7 @@ impl Target for DbPassword {
                 master.endpoint()
             ),
         ));
-        let mut place = master.clone();
-        place.dbname = current.dbname.clone();
+        let place = master_place(&master, &current);
         let login = self
             .login(&place, &master)
             .await
@@ -213,6 +214,16 @@ impl Target for DbPassword {
         ));
         checks
     }
+}
+
+/// Where the master logs in: its own secret's database, never the application's (whose owner
+/// may have set its `search_path` or planted objects there; role statements are cluster-wide),
+/// over TLS when either its own secret or AWSCURRENT asks for it, since the pending password
+/// travels on this session.
+fn master_place(master: &DbSecret, current: &DbSecret) -> DbSecret {
+    let mut place = master.clone();
+    place.ssl = master.ssl || current.ssl;
+    place
 }
 
 /// A rotation may change the password, and in alternating mode switch to the partner user; it
@@ -244,18 +255,24 @@ fn same_place(pending: &DbSecret, current: &DbSecret) -> Result<(), Error> {
             moved,
         ));
     }
+    if pending.ssl != current.ssl {
+        return Err(Error::value(
+            AWSPENDING,
+            format!(
+                "field `ssl` is {} but AWSCURRENT's is {}; a rotation cannot change the transport",
+                pending.ssl, current.ssl
+            ),
+        ));
+    }
     if pending.masterarn != current.masterarn {
         return Err(Error::value(
             AWSPENDING,
             "field `masterarn` differs from AWSCURRENT's; a rotation cannot change the master secret",
         ));
     }
-    let want = match current.masterarn {
-        None => current.username.clone(),
-        Some(_) => {
-            partner(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?
-        }
-    };
+    let want = current
+        .pending_user()
+        .map_err(|e| Error::value(AWSCURRENT, e))?;
     if pending.username != want {
         let why = match current.masterarn {
             None => "a single-user rotation keeps the user".to_string(),
@@ -306,9 +323,9 @@ impl DbPassword {
                     return Ok(());
                 }
                 // AWSPREVIOUS may hold the live password (a PutSecretValue moves AWSCURRENT
-                // there): it is only ever sent to its own database, with its own TLS setting,
-                // and only when that is the current one. Otherwise an AWSCURRENT written to point
-                // at another server would collect it.
+                // there): it is only ever sent to its own database, and only when that is the
+                // current one. Otherwise an AWSCURRENT written to point at another server would
+                // collect it.
                 let previous = match v.previous().await? {
                     Some(p) => DbSecret::parse(p, AWSPREVIOUS).ok().filter(|p| {
                         p.username == current.username
@@ -323,7 +340,19 @@ impl DbPassword {
                         "neither the AWSPENDING nor the AWSCURRENT password logs in: {current_error}"
                     )));
                 };
-                self.login(&previous, &previous).await.map_err(|e| {
+                // The new password will travel with AWSCURRENT's setting; a password that had
+                // TLS is never replaced by one sent in plain text. The login uses AWSCURRENT's
+                // setting, so a previous value saying `"ssl": false` still gets TLS when
+                // AWSCURRENT has it, and a change is only made that AWSCURRENT can then test.
+                if previous.ssl && !current.ssl {
+                    return Err(Error::value(
+                        AWSCURRENT,
+                        format!(
+                            "field `ssl` is false but AWSPREVIOUS, whose password still logs in, uses TLS: the password is not replaced by one sent in plain text ({current_error})"
+                        ),
+                    ));
+                }
+                self.login(current, &previous).await.map_err(|e| {
                     Error::target(format!(
                         "none of the AWSPENDING, AWSCURRENT and AWSPREVIOUS passwords logs in: {current_error}; with AWSPREVIOUS: {e}"
                     ))
@@ -344,18 +373,51 @@ impl DbPassword {
     }
 
     /// The master secret, with the database of an RDS-managed one (only `username` and
-    /// `password`) found from its tag, as the templates do. It must be on the secret's database,
-    /// and neither user of the pair may be the master.
+    /// `password`) found from its tag, as the templates do. It must be allowed by the function's
+    /// configuration or be RDS's own master secret of this database; it must be on the secret's
+    /// database, and neither user of the pair may be the master.
     async fn master(
         &self,
         v: &Versions<'_>,
         masterarn: &str,
         current: &DbSecret,
     ) -> Result<DbSecret, Error> {
+        let allowed = self.masters.allows(masterarn);
+        // Not configured: only RDS's own master secret, which its `aws:rds:` tags prove (the
+        // `aws:` prefix is reserved to AWS) and whose database is checked below.
+        let tags = match allowed {
+            true => None,
+            false => Some(v.other_secret_tags(masterarn).await?),
+        };
+        if tags
+            .as_deref()
+            .is_some_and(|t| rds::primary_from_tags(t).is_none())
+        {
+            return Err(Error::value(
+                AWSCURRENT,
+                format!(
+                    "field `masterarn`: {masterarn} is not in the function's {} and is not an RDS-managed master secret, so it is not used (list it in {} to allow it)",
+                    master::MasterAllowList::ENV,
+                    master::MasterAllowList::ENV
+                ),
+            ));
+        }
         let raw = v.other_secret(masterarn).await?;
         let mut fields = raw.json_object().map_err(|e| Error::value(MASTER, e))?;
+        if !allowed && !rds::is_managed_shape(&fields) {
+            return Err(Error::value(
+                AWSCURRENT,
+                format!(
+                    "field `masterarn`: {masterarn} carries RDS's tags but not the shape of an RDS-managed secret (only `username` and `password`), and is not in the function's {}",
+                    master::MasterAllowList::ENV
+                ),
+            ));
+        }
         let master = if rds::is_managed_shape(&fields) {
-            let tags = v.other_secret_tags(masterarn).await?;
+            let tags = match tags {
+                Some(t) => t,
+                None => v.other_secret_tags(masterarn).await?,
+            };
             let primary = rds::primary_from_tags(&tags).ok_or_else(|| {
                 Error::value(
                     MASTER,
@@ -413,7 +475,6 @@ impl DbPassword {
 
     /// Logs in as the master, after proving that the current credentials log in: a secret
     /// writer who does not hold a working credential for the pair never gets the master to act.
-    /// The master connects with its own secret's TLS setting, to the current secret's database.
     async fn master_login(
         &self,
         v: &Versions<'_>,
@@ -421,8 +482,7 @@ impl DbPassword {
         current: &DbSecret,
     ) -> Result<Conn, Error> {
         let master = self.master(v, masterarn, current).await?;
-        let mut place = master.clone();
-        place.dbname = current.dbname.clone();
+        let place = master_place(&master, current);
         // Both logins at once (one round trip of latency, not two); the master's session is only
         // used, and otherwise dropped unused, once the current credentials proved themselves.
         let (proof, admin) =
@@ -450,6 +510,22 @@ impl DbPassword {
             pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
         let (user, pw) = (pending.username.as_str(), &pending.password);
         let pending_is_clone = user == clone;
+        // Privileges only ever flow onto the pending user. When the current user is the clone,
+        // the pair was set up by an earlier rotation, so the clone already holds the original's
+        // privileges; a clone that does not (a leftover role whose password the writer knows)
+        // must not get the original's password reset and stored for it.
+        if !pending_is_clone {
+            let differences = match conn {
+                Conn::Pg(_) => self.pg_differences(&mut conn, &original, &clone).await?,
+                Conn::My { .. } => self.my_differences(&mut conn, &original, &clone).await?,
+            };
+            if !differences.is_empty() {
+                return Err(Error::target(format!(
+                    "the current user `{clone}` does not hold the privileges of `{original}`, so `{original}`'s password is not changed: {}",
+                    differences.join("; ")
+                )));
+            }
+        }
         // The pending user was the previous one: sessions of it mean a consumer never refreshed.
         match conn.sessions_of(s, user).await {
             Ok(0) => {}
@@ -473,7 +549,10 @@ impl DbPassword {
                 conn.pg_set_password(s, user, pw, create_in)
                     .await
                     .map_err(Error::target)?;
-                conn.pg_copy_privileges(s, &original, &clone).await
+                match pending_is_clone {
+                    true => conn.pg_copy_privileges(s, &original, &clone).await,
+                    false => Ok(()),
+                }
             }
             Conn::My { .. } => {
                 let hosts = conn
@@ -489,9 +568,11 @@ impl DbPassword {
                     conn.my_set_password(s, user, host, pw, pending_is_clone)
                         .await
                         .map_err(Error::target)?;
-                    conn.my_copy_privileges(s, &original, &clone, host)
-                        .await
-                        .map_err(Error::target)?;
+                    if pending_is_clone {
+                        conn.my_copy_privileges(s, &original, &clone, host)
+                            .await
+                            .map_err(Error::target)?;
+                    }
                 }
                 Ok(())
             }

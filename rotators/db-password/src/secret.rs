@@ -178,6 +178,16 @@ impl DbSecret {
     pub fn endpoint(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+
+    /// The user the next rotation sets a password on, when this is the current value: the same
+    /// user in single-user mode, its partner (`user` <-> `user_clone`) with a master. The one
+    /// place this rule lives; every step asks here.
+    pub fn pending_user(&self) -> Result<String, String> {
+        match self.masterarn {
+            None => Ok(self.username.clone()),
+            Some(_) => partner(&self.username, self.engine),
+        }
+    }
 }
 
 const CLONE_SUFFIX: &str = "_clone";
