@@ -173,6 +173,30 @@ pub fn user_arn(name: &str, path: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:user{path}{name}")
 }
 
+/// Removes each `<member>` of an IAM `ListAccessKeys` answer whose key id `drop` says.
+fn drop_keys(text: &str, mut drop: impl FnMut(&str) -> bool) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("<member>") {
+        let close = rest[open..]
+            .find("</member>")
+            .map_or(rest.len(), |c| open + c + 9);
+        let member = &rest[open..close];
+        out.push_str(&rest[..open]);
+        if !key_id(member).is_some_and(&mut drop) {
+            out.push_str(member);
+        }
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn key_id(s: &str) -> Option<&str> {
+    let start = s.find("<AccessKeyId>")? + "<AccessKeyId>".len();
+    s[start..].split('<').next()
+}
+
 /// IAM as it really is, eventually consistent: a proxy to the authenticating moto that leaves a
 /// key out of `ListAccessKeys` until `lag` after it was first seen (in `CreateAccessKey`'s
 /// answer). Returns the URL to give the function as `AWS_ENDPOINT_URL`.
@@ -184,39 +208,95 @@ pub async fn lagging(lag: std::time::Duration) -> String {
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let rewrite: crate::proxy::Rewrite = Arc::new(move |op: &str, body: Bytes| {
         let text = String::from_utf8_lossy(&body).into_owned();
-        let id_of = |s: &str| {
-            let start = s.find("<AccessKeyId>")? + "<AccessKeyId>".len();
-            Some(s[start..].split('<').next()?.to_owned())
-        };
         let mut seen = seen.lock().unwrap();
         if op == "IAM:CreateAccessKey" {
-            if let Some(id) = id_of(&text) {
-                seen.insert(id, Instant::now());
+            if let Some(id) = key_id(&text) {
+                seen.insert(id.to_owned(), Instant::now());
             }
             return body;
         }
         if op != "IAM:ListAccessKeys" {
             return body;
         }
-        // Drop each <member> whose key is younger than the lag.
-        let mut out = String::new();
-        let mut rest = text.as_str();
-        while let Some(open) = rest.find("<member>") {
-            let close = rest[open..]
-                .find("</member>")
-                .map_or(rest.len(), |c| open + c + 9);
-            let member = &rest[open..close];
-            out.push_str(&rest[..open]);
-            let young = id_of(member)
-                .and_then(|id| seen.get(&id).copied())
-                .is_some_and(|t| t.elapsed() < lag);
-            if !young {
-                out.push_str(member);
-            }
-            rest = &rest[close..];
-        }
-        out.push_str(rest);
-        Bytes::from(out)
+        // Drop each key younger than the lag.
+        Bytes::from(drop_keys(&text, |id| {
+            seen.get(id).is_some_and(|t| t.elapsed() < lag)
+        }))
     });
     crate::proxy::start_with(url(), Some(rewrite)).await.0
+}
+
+/// A proxy to the authenticating moto whose answers can be bent the way the real services bend
+/// them: an IAM replica that misses a key in `ListAccessKeys` (eventual consistency), and a
+/// rotation that began long ago (`ListSecretVersionIds` dating a version back, as after a stall).
+pub struct Tamper {
+    /// What to give the function as `AWS_ENDPOINT_URL`.
+    pub url: String,
+    state: std::sync::Arc<std::sync::Mutex<TamperState>>,
+}
+
+#[derive(Default)]
+struct TamperState {
+    /// Key id -> how many more `ListAccessKeys` answers leave it out.
+    hidden: std::collections::HashMap<String, usize>,
+    /// Version id -> how much earlier than its real date it is reported.
+    backdated: std::collections::HashMap<String, std::time::Duration>,
+}
+
+impl Tamper {
+    pub async fn start() -> Self {
+        use hyper::body::Bytes;
+        let state: std::sync::Arc<std::sync::Mutex<TamperState>> = Default::default();
+        let shared = state.clone();
+        let rewrite: crate::proxy::Rewrite = std::sync::Arc::new(move |op: &str, body: Bytes| {
+            let mut state = shared.lock().unwrap();
+            match op {
+                "IAM:ListAccessKeys" if !state.hidden.is_empty() => {
+                    let text = String::from_utf8_lossy(&body).into_owned();
+                    Bytes::from(drop_keys(&text, |id| match state.hidden.get_mut(id) {
+                        Some(0) | None => false,
+                        Some(n) => {
+                            *n -= 1;
+                            true
+                        }
+                    }))
+                }
+                "SecretsManager:ListSecretVersionIds" if !state.backdated.is_empty() => {
+                    let mut answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    for v in answer["Versions"].as_array_mut().into_iter().flatten() {
+                        let by = v["VersionId"]
+                            .as_str()
+                            .and_then(|id| state.backdated.get(id));
+                        if let (Some(by), Some(created)) = (by, v["CreatedDate"].as_f64()) {
+                            v["CreatedDate"] = json!(created - by.as_secs_f64());
+                        }
+                    }
+                    Bytes::from(answer.to_string())
+                }
+                _ => body,
+            }
+        });
+        Self {
+            url: crate::proxy::start_with(url(), Some(rewrite)).await.0,
+            state,
+        }
+    }
+
+    /// The next `times` `ListAccessKeys` answers that hold `key` leave it out.
+    pub fn hide(&self, key: &str, times: usize) {
+        self.state
+            .lock()
+            .unwrap()
+            .hidden
+            .insert(key.to_owned(), times);
+    }
+
+    /// `ListSecretVersionIds` reports `version` as created `by` earlier than it was.
+    pub fn backdate(&self, version: &str, by: std::time::Duration) {
+        self.state
+            .lock()
+            .unwrap()
+            .backdated
+            .insert(version.to_owned(), by);
+    }
 }

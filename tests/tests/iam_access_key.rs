@@ -6,7 +6,7 @@
 //! `ListAccessKeys`; a deleted key is really refused.
 
 use e2e::driver::{self, Options, Rotation};
-use e2e::iam::{self, Admin, PATH};
+use e2e::iam::{self, Admin, PATH, Tamper};
 use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Value, json};
@@ -108,6 +108,78 @@ impl Rig {
     fn assert_no_leak(&self, secrets: &[&str]) {
         self.function.assert_no_leak(secrets);
     }
+
+    /// What a writer allowed only `PutSecretValue` on the secret does: a new `AWSCURRENT`.
+    /// moto gap: its `PutSecretValue` moves `AWSCURRENT` off a stale "default" version after a
+    /// rotation moved the label, leaving two versions labelled `AWSCURRENT`; so the value is put
+    /// under a label of its own and `AWSCURRENT` moved onto it, which AWS's put does in one call.
+    async fn write(&self, arn: &str, value: &Value) {
+        let token = shared::random::version_id();
+        let sm = &self.admin.sm;
+        let current = self.store.describe(arn).await.unwrap().labels;
+        let current = current.version_with(AWSCURRENT).unwrap();
+        sm.put_secret_value()
+            .secret_id(arn)
+            .client_request_token(&token)
+            .secret_string(value.to_string())
+            .version_stages("WRITTEN")
+            .send()
+            .await
+            .unwrap();
+        sm.update_secret_version_stage()
+            .secret_id(arn)
+            .version_stage(AWSCURRENT)
+            .move_to_version_id(&token)
+            .remove_from_version_id(current)
+            .send()
+            .await
+            .unwrap();
+        sm.update_secret_version_stage()
+            .secret_id(arn)
+            .version_stage("WRITTEN")
+            .remove_from_version_id(&token)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Pins the secret's user with the tag `iam:user-name` (takes `secretsmanager:TagResource`).
+    async fn pin(&self, arn: &str, user: &str) {
+        let tag = aws_sdk_secretsmanager::types::Tag::builder()
+            .key(iam_access_key::USER_TAG)
+            .value(user)
+            .build();
+        self.admin
+            .sm
+            .tag_resource()
+            .secret_id(arn)
+            .tags(tag)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Begins a rotation and runs createSecret and setSecret; returns the token and the pending
+    /// key id.
+    async fn create_and_set(&mut self, arn: &str) -> (String, String) {
+        let token = driver::begin_and_run(
+            &self.admin.sm,
+            &mut self.function,
+            arn,
+            &stack::function_arn(BINARY),
+            &[Step::Create, Step::Set],
+        )
+        .await;
+        let pending = stack::json_value(&self.store, arn, AWSPENDING).await;
+        (token, pending["AccessKeyId"].as_str().unwrap().to_owned())
+    }
+}
+
+/// The first createSecret step's error, after checking it is the only step that ran.
+fn create_refused(r: &Rotation) -> String {
+    assert_eq!(r.steps.len(), 1, "{:?}", r.steps);
+    assert_eq!(r.steps[0].step, Step::Create);
+    r.steps[0].result.clone().unwrap_err()
 }
 
 #[tokio::test]
@@ -423,7 +495,7 @@ async fn malformed_secrets_and_missing_users_change_nothing() {
         ),
         (
             json!({"UserName": ghost, "AccessKeyId": "AKIAX", "SecretAccessKey": "sk-hidden-1"}),
-            format!("ListAccessKeys for user \"{ghost}\": NoSuchEntity"),
+            format!("GetUser \"{ghost}\": NoSuchEntity"),
         ),
     ];
     for (value, want) in cases {
@@ -522,5 +594,231 @@ async fn set_waits_for_a_new_key_to_show_in_iam() {
         set.millis >= 1000.0,
         "setSecret took {} ms: the lagging stand-in did not hide the new key",
         set.millis
+    );
+}
+
+/// Threat: a writer who may only `PutSecretValue` their own secret names another user in
+/// `AWSCURRENT` and keeps their own working key. The key signs in as the writer, not as the
+/// named user: refused naming the secret, the user and the reason; no key minted or deleted.
+#[tokio::test]
+async fn a_writer_naming_another_user_with_their_own_key_gets_nothing() {
+    let mut rig = Rig::new("next-rotation").await;
+    let (writer, arn, wk, ws) = rig.user_and_secret().await;
+    let victim = e2e::db::unique_user("victim");
+    let (vk, _) = rig.admin.user(&victim, PATH).await;
+    rig.write(
+        &arn,
+        &json!({"UserName": victim, "AccessKeyId": wk, "SecretAccessKey": ws}),
+    )
+    .await;
+    let err = create_refused(&rig.rotate(&arn, false).await);
+    for part in [
+        arn.as_str(),
+        &format!("signs in as {}", iam::user_arn(&writer, PATH)),
+        &format!("not as user \"{victim}\""),
+        "nothing was minted",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert_eq!(rig.admin.keys(&victim).await, vec![(vk, true)]);
+    assert_eq!(rig.admin.keys(&writer).await, vec![(wk, true)]);
+    rig.assert_no_leak(&[&ws]);
+}
+
+/// Threat: the writer names another user with a key that does not work, after first writing a
+/// version with the victim's real key id (so `AWSPREVIOUS` names it and `next-rotation` would
+/// retire it). No working key and no tag naming the user: refused before anything is deleted.
+#[tokio::test]
+async fn a_writer_naming_another_user_with_a_junk_key_gets_nothing() {
+    let mut rig = Rig::new("next-rotation").await;
+    let (writer, arn, wk, _) = rig.user_and_secret().await;
+    let victim = e2e::db::unique_user("victim");
+    let (vk, _) = rig.admin.user(&victim, PATH).await;
+    for key in [vk.as_str(), "AKIAJUNKJUNKJUNKJUNK"] {
+        rig.write(
+            &arn,
+            &json!({"UserName": victim, "AccessKeyId": key, "SecretAccessKey": "sk-junk-hidden"}),
+        )
+        .await;
+    }
+    let err = create_refused(&rig.rotate(&arn, false).await);
+    for part in [
+        arn.as_str(),
+        &format!("does not sign in as user \"{victim}\""),
+        "without the secret's tag iam:user-name",
+        "nothing was minted",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert!(!err.contains("sk-junk-hidden"), "{err}");
+    assert_eq!(
+        rig.admin.keys(&victim).await,
+        vec![(vk, true)],
+        "victim's key untouched"
+    );
+    assert_eq!(rig.admin.keys(&writer).await, vec![(wk, true)]);
+}
+
+/// The tag `iam:user-name` pins the user: a new user's first key is minted although the secret
+/// holds no working key yet, and a value naming another user is refused.
+#[tokio::test]
+async fn the_tag_pins_the_user_serving_a_first_key_and_refusing_another_user() {
+    let mut rig = Rig::new("next-rotation").await;
+    let user = e2e::db::unique_user("fresh");
+    rig.admin
+        .iam
+        .create_user()
+        .user_name(&user)
+        .path(PATH)
+        .send()
+        .await
+        .unwrap();
+    let placeholder =
+        json!({"UserName": user, "AccessKeyId": "none-yet", "SecretAccessKey": "none-yet"});
+    let arn = stack::create_secret(
+        &rig.admin.sm,
+        &stack::unique("iam-pinned"),
+        &placeholder.to_string(),
+    )
+    .await;
+    // Untagged, nothing proves whose secret this is.
+    let err = create_refused(&rig.rotate(&arn, false).await);
+    assert!(err.contains("without the secret's tag"), "{err}");
+    assert!(rig.admin.keys(&user).await.is_empty());
+    rig.pin(&arn, &user).await;
+    let r = rig.rotate(&arn, true).await;
+    assert!(r.succeeded(), "{:?}", r.steps);
+    let (k1, s1) = rig.current_key(&arn).await;
+    assert_eq!(
+        iam::caller(&k1, &s1).await.unwrap(),
+        iam::user_arn(&user, PATH)
+    );
+
+    // The writer keeps the working key but names another user: the tag refuses it.
+    let victim = e2e::db::unique_user("victim");
+    let (vk, _) = rig.admin.user(&victim, PATH).await;
+    rig.write(
+        &arn,
+        &json!({"UserName": victim, "AccessKeyId": k1, "SecretAccessKey": s1}),
+    )
+    .await;
+    let err = create_refused(&rig.rotate(&arn, false).await);
+    for part in [
+        arn.as_str(),
+        "field `UserName`",
+        &format!("pins user \"{user}\""),
+        "nothing was minted",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert_eq!(rig.admin.keys(&victim).await, vec![(vk, true)]);
+    assert_eq!(rig.admin.keys(&user).await, vec![(k1, true)]);
+    rig.assert_no_leak(&[&s1]);
+}
+
+/// IAM is eventually consistent: a `ListAccessKeys` that misses the pending key once (after
+/// setSecret saw it) is not proof it is gone; testSecret looks again and the rotation goes on.
+#[tokio::test]
+async fn a_listing_that_misses_the_pending_key_once_abandons_nothing() {
+    let tamper = Tamper::start().await;
+    let mut rig = Rig::at("finish:deactivate", true, tamper.url.clone()).await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let (token, pending) = rig.create_and_set(&arn).await;
+    tamper.hide(&pending, 1);
+    for step in [Step::Test, Step::Finish] {
+        driver::step(
+            &mut rig.function,
+            step,
+            &arn,
+            &token,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    assert_eq!(rig.current_key(&arn).await.0, pending);
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0, false), (pending, true)])
+    );
+}
+
+/// A pending key no listing shows for the whole step budget is dead: its version is abandoned
+/// and, since the version provably holds it, the key is deleted too (were IAM only hiding it, a
+/// live key no version holds would jam every later createSecret). The next rotation converges.
+#[tokio::test]
+async fn a_pending_key_never_listed_again_is_deleted_with_its_version() {
+    let tamper = Tamper::start().await;
+    let mut rig = Rig::at("finish:deactivate", true, tamper.url.clone()).await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let (token, pending) = rig.create_and_set(&arn).await;
+    tamper.hide(&pending, usize::MAX);
+    let started = std::time::Instant::now();
+    let err = driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &token,
+        Duration::from_secs(8),
+    )
+    .await
+    .unwrap_err();
+    let waited = started.elapsed();
+    tamper.hide(&pending, 0);
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        vec![(k0.clone(), true)],
+        "the hidden key was deleted"
+    );
+    for part in [
+        pending.as_str(),
+        "was deleted",
+        "listings over",
+        "AWSPENDING was removed",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert!(
+        waited >= Duration::from_secs(3),
+        "listed for the step's budget, not once"
+    );
+    let r = rig.rotate_ok(&arn).await;
+    assert_ne!(r.token, token);
+    let (k1, _) = rig.current_key(&arn).await;
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0, false), (k1, true)])
+    );
+}
+
+/// A key made long after a stalled rotation began (a break-glass key two days in) is not that
+/// rotation's orphan: its createSecret could not have minted it. Refused, named; nothing deleted.
+#[tokio::test]
+async fn a_break_glass_key_made_during_a_stall_is_not_an_orphan() {
+    let tamper = Tamper::start().await;
+    let mut rig = Rig::at("finish:deactivate", true, tamper.url.clone()).await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.admin.sm, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    tamper.backdate(&token, Duration::from_secs(2 * 86_400));
+    let (break_glass, _) = rig.admin.key(&user).await;
+    let err = driver::step(
+        &mut rig.function,
+        Step::Create,
+        &arn,
+        &token,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.contains(&break_glass) && err.contains("no version of this secret holds"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0, true), (break_glass, true)])
     );
 }

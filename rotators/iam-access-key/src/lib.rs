@@ -7,6 +7,11 @@
 //! predates the rotation and no version holds, or the active `AWSPREVIOUS` key) is never deleted:
 //! the step fails naming it. It never touches the `AWSCURRENT` key.
 //!
+//! Whose key is minted: the user named in `AWSCURRENT`, which anyone allowed `PutSecretValue` can
+//! rewrite. So before it deletes or mints anything, createSecret proves the `AWSCURRENT` key is that
+//! user's (signed `sts:GetCallerIdentity`); a secret with no working key yet is served only when
+//! the secret's tag `USER_TAG`, which takes `secretsmanager:TagResource`, names the user.
+//!
 //! The previous key is retired when `RETIRE_PREVIOUS` says: deleted first thing in the next
 //! rotation's createSecret (`next-rotation`, default), or deactivated or deleted in finishSecret
 //! (`finish`, with `OLD_KEY_ACTION`). Before retiring it, `GetAccessKeyLastUsed` tells whether a
@@ -27,6 +32,20 @@ use shared::{Error, SecretString, Target, TargetKind, Versions};
 use std::time::{Duration, Instant, SystemTime};
 
 pub const ROTATOR: &str = "iam-access-key";
+
+/// The secret's tag that pins its IAM user: a value naming another user is refused, and a secret
+/// whose key does not work yet (a new user's first key) is minted for only when the tag names
+/// the user.
+pub const USER_TAG: &str = "iam:user-name";
+
+/// The longest a createSecret invocation can run (Lambda's maximum timeout): a key is this
+/// rotation's orphan only when an attempt of its createSecret could have minted it, i.e. within
+/// this window after the rotation's version was created.
+const CREATE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// How long the ownership proof waits for the `AWSCURRENT` key (a key made seconds ago may not
+/// sign in yet), within the step's budget.
+const PROOF_WAIT: Duration = Duration::from_secs(10);
 
 /// The variables this rotator reads besides `shared::config::ENV`.
 pub const ENV: &[&str] = &["OLD_KEY_ACTION"];
@@ -79,6 +98,76 @@ pub struct IamAccessKey {
     /// The base configuration for STS clients signed with the pending key.
     pub sdk: aws_config::SdkConfig,
     pub old_key_action: OldKeyAction,
+    /// The last credential proven to be its user's, for one version: createSecret's retire and
+    /// create, and finishSecret's re-test and retire, then prove it once.
+    pub proven: std::sync::Mutex<Option<Proven>>,
+}
+
+impl IamAccessKey {
+    pub fn new(sdk: &aws_config::SdkConfig, old_key_action: OldKeyAction) -> Self {
+        Self {
+            iam: aws_sdk_iam::Client::new(sdk),
+            sdk: sdk.clone(),
+            old_key_action,
+            proven: Default::default(),
+        }
+    }
+}
+
+/// The `AWSCURRENT` user agrees with the secret's tag `USER_TAG`, when it has one.
+fn pinned(user: &str, pin: Option<&str>) -> Result<(), Error> {
+    match pin {
+        Some(pinned) if pinned != user => Err(Error::value(
+            AWSCURRENT,
+            format!(
+                "field `UserName` is {user:?} but the secret's tag {USER_TAG} pins user {pinned:?}; nothing was minted"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A credential proven (or pinned) to be its user's, for the version `token`.
+pub struct Proven {
+    token: String,
+    user: String,
+    key_id: String,
+    secret_key: SecretString,
+}
+
+/// What `sts:GetCallerIdentity` signed with the `AWSCURRENT` key answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    /// The key signs in as this ARN.
+    Is(String),
+    /// The key did not sign in (why, as the service said; never the key).
+    Refused(String),
+}
+
+/// Whether createSecret may delete and mint keys of `user` (whose ARN is `user_arn`): only when
+/// the `AWSCURRENT` key signs in as that user, or when it does not sign in at all and the
+/// secret's tag pins that very user (the first key of a new user). `Ok` says why.
+fn may_mint(
+    user: &str,
+    user_arn: &str,
+    pin: Option<&str>,
+    caller: &Caller,
+) -> Result<&'static str, String> {
+    match (caller, pin) {
+        (Caller::Is(arn), _) if arn == user_arn => Ok("the AWSCURRENT key signs in as the user"),
+        (Caller::Is(arn), _) => Err(format!(
+            "the AWSCURRENT key signs in as {arn}, not as user {user:?} ({user_arn}): a key is minted only for \
+             the user whose key the secret holds; nothing was minted"
+        )),
+        (Caller::Refused(_), Some(_)) => {
+            Ok("the AWSCURRENT key does not sign in yet and the secret's tag pins the user")
+        }
+        (Caller::Refused(why), None) => Err(format!(
+            "the AWSCURRENT key does not sign in as user {user:?} ({why}), and without the secret's tag \
+             {USER_TAG} naming the user nothing proves the secret is that user's; nothing was minted. Store a \
+             working key of the user, or tag the secret {USER_TAG}={user} (secretsmanager:TagResource)"
+        )),
+    }
 }
 
 struct Key {
@@ -87,15 +176,16 @@ struct Key {
     created: Option<SystemTime>,
 }
 
-/// Whether a key was minted after the rotation began. IAM reports `CreateDate` in whole seconds,
-/// so the comparison is too: a key from the same second counts as this rotation's.
-fn minted_after(created: SystemTime, began: SystemTime) -> bool {
+/// Whether a key could have been minted by this rotation's createSecret: created within
+/// `CREATE_WINDOW` after the rotation began. IAM reports `CreateDate` in whole seconds, so the
+/// comparison is too: a key from the rotation's first second counts as its own.
+fn minted_in_window(created: SystemTime, began: SystemTime) -> bool {
     let secs = |t: SystemTime| {
         t.duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)
     };
-    secs(created) >= secs(began)
+    (secs(began)..=secs(began) + CREATE_WINDOW.as_secs()).contains(&secs(created))
 }
 
 /// "3 days", "5 hours", "12 minutes", "40 seconds": how long ago `t` was.
@@ -250,7 +340,9 @@ impl IamAccessKey {
 }
 
 /// Which key createSecret deletes to make room for a new one (`None`: there is room), and why;
-/// or the refusal, naming the key. `began`: when this rotation's version was created.
+/// or the refusal, naming the key. `began`: when this rotation's version was created; a key no
+/// version holds is this rotation's orphan only when made within its createSecret window (a
+/// break-glass key made during a stalled rotation is not).
 fn room_plan(
     keys: &[Key],
     current: &KeySecret,
@@ -264,7 +356,7 @@ fn room_plan(
     let others: Vec<&Key> = keys.iter().filter(|k| k.id != current.key_id).collect();
     let orphan = others.iter().find(|k| {
         Some(k.id.as_str()) != previous
-            && matches!((k.created, began), (Some(c), Some(b)) if minted_after(c, b))
+            && matches!((k.created, began), (Some(c), Some(b)) if minted_in_window(c, b))
     });
     if let Some(orphan) = orphan {
         return Ok(Some((
@@ -308,6 +400,7 @@ impl Target for IamAccessKey {
 
     async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
+        self.prove_owner(v, &current).await?;
         let previous = self.previous_key(v, &current.user).await?;
         self.make_room(v, &current, previous.as_deref()).await?;
         let out = self
@@ -358,21 +451,12 @@ impl Target for IamAccessKey {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
         let pending =
             self.pending_with_user(KeySecret::parse(v.pending().await?, AWSPENDING)?, &current)?;
-        // setSecret waited until IAM listed the key, and key ids are never reused: a key IAM no
-        // longer lists was deleted, and no retry can bring it back.
-        if !self
-            .keys(&pending.user)
-            .await?
-            .iter()
-            .any(|k| k.id == pending.key_id)
-        {
-            return Err(Error::dead(format!(
-                "the AWSPENDING key {} is no longer a key of user {:?}: it was deleted",
-                pending.key_id, pending.user
-            )));
-        }
+        self.pending_listed(v, &pending).await?;
         self.signs_in(&pending, AWSPENDING, budget(v.deadline()))
-            .await
+            .await?;
+        // finishSecret retires right after this re-test, with this key as AWSCURRENT.
+        self.remember(v.token(), &pending);
+        Ok(())
     }
 
     /// The current value parses; the user exists and the current key is one of its active keys
@@ -393,6 +477,7 @@ impl Target for IamAccessKey {
                 return checks;
             }
         };
+        let pinned = v.tag(USER_TAG) == Some(current.user.as_str());
         checks.push(match keys.iter().find(|k| k.id == current.key_id) {
             Some(k) if k.active => Check::ok(
                 "current key",
@@ -402,17 +487,25 @@ impl Target for IamAccessKey {
                 "current key",
                 format!("{} is a key of the user but inactive", k.id),
             ),
+            None if pinned => Check::ok(
+                "current key",
+                format!(
+                    "{} is not a key of user {:?} yet; the tag {USER_TAG} pins the user, so createSecret mints its key",
+                    current.key_id, current.user
+                ),
+            ),
             None => Check::failed(
                 "current key",
                 format!("{} is not a key of user {:?}", current.key_id, current.user),
             ),
         });
-        let until = Instant::now() + Duration::from_secs(10);
-        checks.push(Check::of(
-            "current credentials",
-            "the AWSCURRENT key signs in as the user (sts:GetCallerIdentity)",
-            self.signs_in(&current, AWSCURRENT, until).await,
-        ));
+        checks.push(match self.whose_key(v, &current).await {
+            Ok(why) => Check::ok(
+                "current credentials",
+                format!("{why} (sts:GetCallerIdentity)"),
+            ),
+            Err(e) => Check::failed("current credentials", e.to_string()),
+        });
         let previous = self.previous_key(v, &current.user).await.ok().flatten();
         let mut left: Vec<Key> = keys;
         if retire == Retire::NextRotation && previous.as_deref() != Some(current.key_id.as_str()) {
@@ -440,6 +533,8 @@ impl Target for IamAccessKey {
         if old == current.key_id {
             return Ok(());
         }
+        // The previous version names the key, and a writer can name any user's key there.
+        self.prove_owner(v, &current).await?;
         let user = current.user.as_str();
         self.report_late_use(v, &old).await;
         let action = match when {
@@ -469,15 +564,19 @@ impl Target for IamAccessKey {
 }
 
 impl IamAccessKey {
-    /// Signs `sts:GetCallerIdentity` with the key of `s` and checks it is the user's (from
-    /// `iam:GetUser`); new keys take seconds to propagate, so this retries until `until`.
-    async fn signs_in(&self, s: &KeySecret, stage: &str, until: Instant) -> Result<(), Error> {
-        let user_arn = self.iam.get_user().user_name(&s.user).send().await;
-        let user_arn = called("GetUser", user_arn)
-            .map_err(|e| iam_error(format!("GetUser {:?}", s.user), e))?
+    /// The user's ARN (`iam:GetUser`).
+    async fn user_arn(&self, user: &str) -> Result<String, Error> {
+        let out = self.iam.get_user().user_name(user).send().await;
+        called("GetUser", out)
+            .map_err(|e| iam_error(format!("GetUser {user:?}"), e))?
             .user()
             .map(|u| u.arn().to_owned())
-            .ok_or_else(|| Error::target("IAM GetUser returned no user"))?;
+            .ok_or_else(|| Error::target("IAM GetUser returned no user"))
+    }
+
+    /// Who the key of `s` signs in as (`sts:GetCallerIdentity` signed with it); a new key takes
+    /// seconds to propagate, so a refusal is retried until `until`.
+    async fn caller(&self, s: &KeySecret, until: Instant) -> Caller {
         let credentials = aws_sdk_sts::config::Credentials::new(
             &s.key_id,
             s.secret_key.expose(),
@@ -495,20 +594,112 @@ impl IamAccessKey {
                 .map_err(|e| describe(&e))?;
             Ok(out.arn().unwrap_or_default().to_owned())
         })
-        .await
-        .map_err(|e| {
-            Error::target(format!(
-                "STS did not accept the {stage} key {}: {e}",
-                s.key_id
-            ))
-        })?;
-        if arn != user_arn {
-            return Err(Error::target(format!(
+        .await;
+        match arn {
+            Ok(arn) => Caller::Is(arn),
+            Err(why) => Caller::Refused(why),
+        }
+    }
+
+    /// Checks the key of `s` signs in as its user, retrying until `until`.
+    async fn signs_in(&self, s: &KeySecret, stage: &str, until: Instant) -> Result<(), Error> {
+        let user_arn = self.user_arn(&s.user).await?;
+        match self.caller(s, until).await {
+            Caller::Is(arn) if arn == user_arn => Ok(()),
+            Caller::Is(arn) => Err(Error::target(format!(
                 "the {stage} key {} signs in as {arn}, not as {user_arn}",
                 s.key_id
+            ))),
+            Caller::Refused(e) => Err(Error::target(format!(
+                "STS did not accept the {stage} key {}: {e}",
+                s.key_id
+            ))),
+        }
+    }
+
+    /// Whether createSecret may delete and mint keys of the `AWSCURRENT` user (`may_mint`), and
+    /// why. With the tag pinning the user, a key that does not sign in changes nothing, so it
+    /// is asked once; without it, a key made seconds ago gets `PROOF_WAIT` to propagate.
+    async fn whose_key(
+        &self,
+        v: &Versions<'_>,
+        current: &KeySecret,
+    ) -> Result<&'static str, Error> {
+        let pin = v.tag(USER_TAG);
+        pinned(&current.user, pin)?;
+        let user_arn = self.user_arn(&current.user).await?;
+        let until = match pin {
+            Some(_) => Instant::now(),
+            None => budget(v.deadline()).min(Instant::now() + PROOF_WAIT),
+        };
+        let caller = self.caller(current, until).await;
+        may_mint(&current.user, &user_arn, pin, &caller).map_err(Error::target)
+    }
+
+    /// Proves the `AWSCURRENT` user is the secret's before anything is deleted or minted
+    /// (`whose_key`); remembered for this version, so one step proves once.
+    async fn prove_owner(&self, v: &Versions<'_>, current: &KeySecret) -> Result<(), Error> {
+        if self.is_proven(v.token(), current) {
+            return Ok(());
+        }
+        let why = self.whose_key(v, current).await?;
+        tracing::info!(user = %current.user, key = %current.key_id, "whose key: {why}");
+        self.remember(v.token(), current);
+        Ok(())
+    }
+
+    fn is_proven(&self, token: &str, s: &KeySecret) -> bool {
+        matches!(&*self.proven.lock().unwrap(), Some(p)
+            if p.token == token && p.user == s.user && p.key_id == s.key_id && p.secret_key == s.secret_key)
+    }
+
+    fn remember(&self, token: &str, s: &KeySecret) {
+        *self.proven.lock().unwrap() = Some(Proven {
+            token: token.to_owned(),
+            user: s.user.clone(),
+            key_id: s.key_id.clone(),
+            secret_key: s.secret_key.clone(),
+        });
+    }
+
+    /// IAM still lists the pending key. IAM is eventually consistent, so one listing without it
+    /// proves nothing: the key is dead only when every listing until the step's budget runs
+    /// out (at least two) answers without it; setSecret saw it and key ids are never reused, so
+    /// it was deleted. Its version holds it, so it is provably this secret's: it is deleted
+    /// before the version is abandoned, in case it is only hidden, so no live key of unknown
+    /// owner jams the next rotation.
+    async fn pending_listed(&self, v: &Versions<'_>, pending: &KeySecret) -> Result<(), Error> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let (misses, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+        let started = Instant::now();
+        let listed = retry_until(budget(v.deadline()), || async {
+            match self.keys(&pending.user).await {
+                Ok(keys) if keys.iter().any(|k| k.id == pending.key_id) => Ok(()),
+                Ok(_) => {
+                    misses.fetch_add(1, Ordering::SeqCst);
+                    Err("not listed".to_owned())
+                }
+                Err(e) => {
+                    failed.store(true, Ordering::SeqCst);
+                    Err(e.to_string())
+                }
+            }
+        })
+        .await;
+        let Err(last) = listed else { return Ok(()) };
+        let (misses, key, user) = (misses.into_inner(), &pending.key_id, &pending.user);
+        if failed.into_inner() || misses < 2 {
+            return Err(Error::target(format!(
+                "cannot tell whether the AWSPENDING key {key} is still a key of user {user:?} ({misses} listings \
+                 without it): {last}"
             )));
         }
-        Ok(())
+        self.delete_key(user, key).await?;
+        Err(Error::dead(format!(
+            "the AWSPENDING key {key} is no longer a key of user {user:?}: it was deleted ({misses} listings over {} s \
+             agree; deleted again in case IAM only hid it)",
+            started.elapsed().as_secs()
+        )))
     }
 
     /// Whether the previous key was used after it stopped being current (`GetAccessKeyLastUsed`):
@@ -580,11 +771,78 @@ mod tests {
     fn a_key_from_the_same_second_as_the_rotation_is_its_own() {
         let began = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_400);
         let same_second = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert!(minted_after(same_second, began));
-        assert!(!minted_after(same_second - Duration::from_secs(1), began));
+        assert!(minted_in_window(same_second, began));
+        assert!(!minted_in_window(
+            same_second - Duration::from_secs(1),
+            began
+        ));
+        // A key made during a stall, long after the rotation began, is not its orphan.
+        assert!(minted_in_window(same_second + CREATE_WINDOW, began));
+        assert!(!minted_in_window(
+            same_second + CREATE_WINDOW + Duration::from_secs(1),
+            began
+        ));
+        assert!(!minted_in_window(
+            same_second + Duration::from_secs(2 * 86_400),
+            began
+        ));
         assert_eq!(
             age(Some(SystemTime::now() - Duration::from_secs(3 * 86_400))),
             "3 days"
+        );
+    }
+
+    /// Whose key createSecret mints: one row per (tag, what the AWSCURRENT key signs in as).
+    #[test]
+    fn a_key_is_minted_only_for_the_user_the_secret_proves_or_pins() {
+        let u = "app";
+        let arn = "arn:aws:iam::1:user/rotated/app";
+        let other = "arn:aws:iam::1:user/rotated/writer";
+        let is = |a: &str| Caller::Is(a.to_owned());
+        let refused = Caller::Refused("InvalidClientTokenId".into());
+        // (tag, caller, Ok(reason part) or Err(message part))
+        let rows: &[(Option<&str>, Caller, Result<&str, &str>)] = &[
+            (None, is(arn), Ok("signs in as the user")),
+            (Some(u), is(arn), Ok("signs in as the user")),
+            (
+                None,
+                is(other),
+                Err("signs in as arn:aws:iam::1:user/rotated/writer, not as user \"app\""),
+            ),
+            (Some(u), is(other), Err("not as user \"app\"")),
+            (
+                None,
+                refused.clone(),
+                Err(
+                    "does not sign in as user \"app\" (InvalidClientTokenId), and without the secret's tag iam:user-name",
+                ),
+            ),
+            (
+                Some(u),
+                refused.clone(),
+                Ok("the secret's tag pins the user"),
+            ),
+        ];
+        for (pin, caller, want) in rows {
+            let got = may_mint(u, arn, *pin, caller);
+            match (want, &got) {
+                (Ok(w), Ok(g)) => assert!(g.contains(w), "{pin:?} {caller:?}: {g}"),
+                (Err(w), Err(g)) => {
+                    assert!(
+                        g.contains(w) && g.contains("nothing was minted"),
+                        "{pin:?} {caller:?}: {g}"
+                    )
+                }
+                _ => panic!("{pin:?} {caller:?}: want {want:?}, got {got:?}"),
+            }
+        }
+        assert!(pinned(u, None).is_ok() && pinned(u, Some(u)).is_ok());
+        let err = pinned("victim", Some(u)).unwrap_err().to_string();
+        assert!(
+            err.contains("field `UserName` is \"victim\"")
+                && err.contains("iam:user-name pins user \"app\"")
+                && err.contains("AWSCURRENT"),
+            "{err}"
         );
     }
 }

@@ -7,10 +7,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .and_then(OldKeyAction::from_env)
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = shared::config::load().await;
-    let target = IamAccessKey {
-        iam: aws_sdk_iam::Client::new(&sdk),
-        sdk: sdk.clone(),
-        old_key_action,
-    };
+    let target = IamAccessKey::new(&sdk, old_key_action);
     shared::lambda::serve(ROTATOR, &sdk, target).await
 }
