@@ -35,9 +35,12 @@ locals {
 }
 
 # Pins a writer of the value cannot change (TagResource is a right of its own): what each
-# rotator may mint for the secret. See README, rotate-github-token.
+# rotator may mint for the secret. See README, rotate-iam-access-key and rotate-github-token.
 locals {
   example_tags = {
+    "iam-access-key" = {
+      "iam:user-name" = try(aws_iam_user.example[0].name, "")
+    }
     "github-token" = {
       "github:app-id"                 = "1"
       "github:installation-id"        = "1"
