@@ -1,0 +1,148 @@
+//! `app-installation-token` (an *issuer*): a GitHub App installation token, minted with the App's
+//! JWT and scoped to what the secret's tags allow; the previous token is revoked when
+//! `RETIRE_PREVIOUS` says (the next rotation, or finishSecret). Tokens live one hour, so infra/
+//! refreshes them on a schedule of its own (Secrets Manager's runs at most every four hours).
+
+use crate::secret::GhSecret;
+use crate::{App, api, current_and_pending, pinned};
+use async_trait::async_trait;
+use serde_json::Value;
+use shared::config::Retire;
+use shared::preflight::Check;
+use shared::retry::budget;
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use shared::{Error, SecretString, Target, TargetKind, Versions};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long GitHub's installation tokens live.
+const LIFETIME: Duration = Duration::from_secs(3600);
+
+pub struct InstallationToken {
+    pub app: Arc<App>,
+}
+
+/// The token a value holds, minted when its `expires_at` says (an hour before): how long a 401
+/// may only mean "too new" (`api::Token`).
+fn stored_token(s: &GhSecret) -> Option<api::Token> {
+    let secret = s.credential.clone()?;
+    let minted = api::parse_time(s.str_field("expires_at")).and_then(|e| e.checked_sub(LIFETIME));
+    Some(api::Token { secret, minted })
+}
+
+#[async_trait]
+impl Target for InstallationToken {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Issuer
+    }
+
+    async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        let (current, scope) = pinned(v, v.current().await?, AWSCURRENT)?;
+        let pem = self.app.app_key(v, &current).await?;
+        let minted = self
+            .app
+            .api
+            .mint(
+                current.app_id,
+                &pem,
+                current.installation_id,
+                &scope,
+                budget(v.deadline()),
+            )
+            .await?;
+        Ok(current.with(
+            minted.token.secret.expose(),
+            &[
+                ("expires_at", minted.expires_at.into()),
+                ("granted_permissions", minted.permissions),
+            ],
+        ))
+    }
+
+    async fn discard(&self, v: &Versions<'_>, minted: &SecretString) -> Result<(), Error> {
+        match stored_token(&GhSecret::parse(minted, AWSPENDING)?) {
+            Some(token) => self.app.api.revoke(&token, budget(v.deadline())).await,
+            None => Ok(()),
+        }
+    }
+
+    /// GitHub minted it: nothing to set, once the value is checked.
+    async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
+        current_and_pending(v).await.map(drop)
+    }
+
+    /// The token lists the installation's repositories: exactly the scope's, when it has some.
+    async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
+        let (_, pending, scope) = current_and_pending(v).await?;
+        let token = stored_token(&pending)
+            .ok_or_else(|| Error::value(AWSPENDING, "field `token` is missing"))?;
+        let reached = self
+            .app
+            .api
+            .repositories(&token, budget(v.deadline()))
+            .await?;
+        if let Some(Value::Array(asked)) = scope.get("repositories") {
+            let mut want: Vec<&str> = asked.iter().filter_map(Value::as_str).collect();
+            let mut got: Vec<&str> = reached
+                .iter()
+                .map(|r| r.rsplit('/').next().unwrap_or(r))
+                .collect();
+            want.sort();
+            got.sort();
+            if want != got {
+                return Err(Error::target(format!(
+                    "the AWSPENDING token reaches {got:?}, not the requested repositories {want:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The shared checks with the permissions the token is scoped to, and whether the current
+    /// token still works.
+    async fn check(&self, v: &Versions<'_>, _retire: Retire) -> Vec<Check> {
+        let permissions = |_: &GhSecret, scope: &Value| {
+            scope["permissions"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (mut checks, current) = match self.app.check(v, permissions).await {
+            Ok(passed) => passed,
+            Err(stopped) => return stopped,
+        };
+        checks.push(Check::not_verified(
+            "repositories",
+            "which repositories a token reaches is checked by testSecret; listing them needs a token, and minting one is a write",
+        ));
+        if let Some(token) = stored_token(&current) {
+            checks.push(Check::of(
+                "current credentials",
+                "the AWSCURRENT token works",
+                self.app.api.token_works(&token, budget(v.deadline())).await,
+            ));
+        }
+        checks
+    }
+
+    /// Revokes the previous token (never the current one), whenever it runs.
+    async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
+        let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
+        let previous = match v.previous().await? {
+            Some(p) => GhSecret::parse(p, AWSPREVIOUS)
+                .ok()
+                .and_then(|p| stored_token(&p)),
+            None => None,
+        };
+        match previous {
+            Some(old) if Some(&old.secret) != current.credential.as_ref() => {
+                self.app.api.revoke(&old, budget(v.deadline())).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
