@@ -18,8 +18,10 @@ async fn ours(secret: &DbSecret, settings: &Settings, n: usize) -> Vec<f64> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let mut conn = db::connect(secret, secret, settings).await.unwrap();
-        conn.ping(settings).await.unwrap();
+        let mut conn = db::connect(secret, secret, settings, db::Clock::new(None))
+            .await
+            .unwrap();
+        conn.ping().await.unwrap();
         drop(conn);
         samples.push(crate::ms(t.elapsed()));
     }
@@ -62,12 +64,12 @@ fn reference(tool: &Path, kind: Kind, user: &str, ca: Option<&str>, n: usize) ->
 /// Per-login figures for PostgreSQL and MariaDB, with TLS verify-full and without.
 pub async fn run(tool: &Path, per_round: usize) -> Value {
     let ca_file = std::env::var("TEST_CA_FILE").unwrap();
-    let settings = Settings {
-        ca_pem: std::fs::read(&ca_file).unwrap(),
-        tls: db_password::net::client_config(&std::fs::read(&ca_file).unwrap()).unwrap(),
-        connect_timeout: Duration::from_secs(5),
-        statement_timeout: Duration::from_secs(5),
-    };
+    let settings = Settings::new(
+        std::fs::read(&ca_file).unwrap(),
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let mut report = json!({});
     for kind in [Kind::Postgres, Kind::MariaDb] {
         let user = unique_user("bench_login");

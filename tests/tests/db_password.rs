@@ -1146,3 +1146,111 @@ async fn the_previous_password_travels_with_the_current_transport() {
     let (_, pw) = creds(&rig.value(&arn, AWSCURRENT).await);
     kind.login(&user, &pw).await.unwrap();
 }
+
+/// A MySQL/MariaDB user with two accounts (`'mu'@'127.0.0.1'`, `'mu'@'localhost'`): a single-user
+/// rotation could change only the account it logs in as, so clients of the other would break.
+/// When the user can see its accounts, setSecret refuses before any change, naming them (#19.5).
+#[tokio::test]
+async fn a_user_with_several_accounts_is_refused_before_any_change() {
+    let kind = Kind::MariaDb;
+    let user = unique_user("mu");
+    let accounts = ["127.0.0.1", "localhost"].map(|h| format!("'{user}'@'{h}'"));
+    let mut statements: Vec<String> = accounts
+        .iter()
+        .map(|a| format!("CREATE USER {a} IDENTIFIED BY 'Mu-pw-1'"))
+        .collect();
+    statements.extend(
+        accounts
+            .iter()
+            .map(|a| format!("GRANT SELECT ON mysql.user TO {a}")),
+    );
+    kind.admin(&statements).await;
+    let mut rig = Rig::new(&[]).await;
+    let arn = rig.secret("db-mu", &kind.secret(&user, "Mu-pw-1")).await;
+    let err = fails_at_set(&mut rig, &arn, "Mu-pw-1").await;
+    assert!(
+        err.contains(&format!("user `{user}` has 2 accounts"))
+            && err.contains("`127.0.0.1`")
+            && err.contains("`localhost`"),
+        "{err}"
+    );
+    kind.login(&user, "Mu-pw-1")
+        .await
+        .expect("the password is unchanged");
+    let hashes = kind
+        .admin_query(&format!(
+            "SELECT DISTINCT CAST(authentication_string AS CHAR) FROM mysql.user WHERE User = '{user}'"
+        ))
+        .await;
+    assert_eq!(hashes.len(), 1, "the accounts' passwords diverged");
+    rig.assert_no_leak(&["Mu-pw-1"]);
+}
+
+/// A TCP relay to 127.0.0.1:`upstream` that holds every chunk the server sends for `delay`.
+async fn slow_relay(upstream: u16, delay: Duration) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                continue;
+            };
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A server that answers every packet 1.5 s late: an alternating setSecret, which runs a login
+/// and several statements, ends with our own error naming what was slow, before its invocation
+/// deadline (8 s here), not by Lambda's kill (#19.6).
+#[tokio::test]
+async fn a_slow_server_ends_the_step_with_our_error_before_the_deadline() {
+    let kind = Kind::Postgres;
+    let port = slow_relay(kind.port(), Duration::from_millis(1500)).await;
+    let user = unique_user("slow");
+    kind.create_user(&user, "App-pw-1").await;
+    let mut rig = Rig::new(&[]).await;
+    let at_slow = |u: &str, p: &str| {
+        let mut v = kind.secret(u, p);
+        v["port"] = json!(port);
+        v["ssl"] = json!(false);
+        v
+    };
+    let (su, sp) = kind.superuser();
+    let master = rig.secret("db-master", &at_slow(&su, &sp)).await;
+    let mut value = at_slow(&user, "App-pw-1");
+    value["masterarn"] = json!(master);
+    let arn = rig.secret("db-slow", &value).await;
+    let opts = Options {
+        step_timeout: Duration::from_secs(8),
+        ..Options::new(BINARY)
+    };
+    let r = driver::rotate(&rig.client, &mut rig.function, &arn, &opts)
+        .await
+        .unwrap();
+    let set = r
+        .steps
+        .iter()
+        .find(|s| s.step == Step::Set)
+        .unwrap_or_else(|| panic!("{:?}", r.steps));
+    let err = set.result.clone().unwrap_err();
+    assert!(err.contains("time budget"), "{err}");
+    assert!(set.millis < 8000.0, "{} ms", set.millis);
+    rig.assert_no_leak(&["App-pw-1", &sp]);
+}

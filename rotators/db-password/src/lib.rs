@@ -14,21 +14,22 @@
 pub mod db;
 pub mod master;
 pub mod mysql;
+pub mod mysql_wire;
 pub mod net;
+pub mod postgres;
 pub mod privileges;
 pub mod rds;
 pub mod secret;
 pub mod sql;
 
 use async_trait::async_trait;
-use db::{Conn, Settings};
+use db::{Clock, Session, Settings};
 use secret::{DbSecret, Engine, pair, partner};
 use shared::config::Retire;
 use shared::password::PasswordPolicy;
 use shared::preflight::Check;
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
-use std::collections::BTreeMap;
 
 pub const ROTATOR: &str = "db-password";
 
@@ -96,26 +97,29 @@ impl Target for DbPassword {
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
         let pending = DbSecret::parse(v.pending().await?, AWSPENDING)?;
         let Some(masterarn) = &pending.masterarn else {
-            self.pending_login(&pending).await?;
+            self.pending_login(v, &pending).await?;
             return Ok(());
         };
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
         same_place(&pending, &current)?;
         let (original, clone) =
             pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
-        let differences = if pending.engine == Engine::Postgres {
+        let mut reader = if pending.engine == Engine::Postgres {
             // The catalog is readable by the pending user itself.
-            let mut conn = self.pending_login(&pending).await?;
-            self.pg_differences(&mut conn, &original, &clone).await?
+            self.pending_login(v, &pending).await?
         } else {
             // Reading another account's grants takes the master; its logins run alongside.
             let (conn, admin) = tokio::join!(
-                self.pending_login(&pending),
+                self.pending_login(v, &pending),
                 self.master_login(v, masterarn, &current)
             );
             conn?;
-            self.my_differences(&mut admin?, &original, &clone).await?
+            admin?
         };
+        let differences = reader
+            .differences(&original, &clone)
+            .await
+            .map_err(Error::target)?;
         if differences.is_empty() {
             return Ok(());
         }
@@ -159,7 +163,7 @@ impl Target for DbPassword {
             ),
         ));
         let login = self
-            .login(&current, &current)
+            .login(v, &current, &current)
             .await
             .map(drop)
             .map_err(Error::target);
@@ -199,7 +203,7 @@ impl Target for DbPassword {
         ));
         let place = master_place(&master, &current);
         let login = self
-            .login(&place, &master)
+            .login(v, &place, &master)
             .await
             .map(drop)
             .map_err(|e| Error::target(format!("the master credentials do not log in: {e}")));
@@ -292,17 +296,27 @@ fn same_place(pending: &DbSecret, current: &DbSecret) -> Result<(), Error> {
 
 impl DbPassword {
     /// testSecret's proof: the pending credentials log in and run a statement.
-    async fn pending_login(&self, pending: &DbSecret) -> Result<Conn, Error> {
+    async fn pending_login(
+        &self,
+        v: &Versions<'_>,
+        pending: &DbSecret,
+    ) -> Result<Box<dyn Session>, Error> {
         let mut conn = self
-            .login(pending, pending)
+            .login(v, pending, pending)
             .await
             .map_err(|e| Error::target(format!("the AWSPENDING credentials do not work: {e}")))?;
-        conn.ping(&self.settings).await.map_err(Error::target)?;
+        conn.ping().await.map_err(Error::target)?;
         Ok(conn)
     }
 
-    async fn login(&self, target: &DbSecret, login: &DbSecret) -> Result<Conn, String> {
-        db::connect(target, login, &self.settings).await
+    /// Every login of a step shares the step's time budget.
+    async fn login(
+        &self,
+        v: &Versions<'_>,
+        target: &DbSecret,
+        login: &DbSecret,
+    ) -> Result<Box<dyn Session>, String> {
+        db::connect(target, login, &self.settings, Clock::new(v.deadline())).await
     }
 
     /// Single user: log in as the user with AWSCURRENT, else AWSPREVIOUS, and change the password.
@@ -314,11 +328,11 @@ impl DbPassword {
     ) -> Result<(), Error> {
         // AWSCURRENT first: it logs in on every first attempt, so a rotation costs one login
         // here, and the database sees no failed login.
-        let mut conn = match self.login(current, current).await {
+        let mut conn = match self.login(v, current, current).await {
             Ok(conn) => conn,
             Err(current_error) => {
                 // A retry after this step already changed the password.
-                if self.login(pending, pending).await.is_ok() {
+                if self.login(v, pending, pending).await.is_ok() {
                     tracing::info!("the pending password already logs in; nothing to set");
                     return Ok(());
                 }
@@ -352,24 +366,16 @@ impl DbPassword {
                         ),
                     ));
                 }
-                self.login(current, &previous).await.map_err(|e| {
+                self.login(v, current, &previous).await.map_err(|e| {
                     Error::target(format!(
                         "none of the AWSPENDING, AWSCURRENT and AWSPREVIOUS passwords logs in: {current_error}; with AWSPREVIOUS: {e}"
                     ))
                 })?
             }
         };
-        match conn {
-            Conn::Pg(_) => {
-                conn.pg_set_password(&self.settings, &pending.username, &pending.password, None)
-                    .await
-            }
-            Conn::My { .. } => {
-                conn.my_set_own_password(&self.settings, &pending.password)
-                    .await
-            }
-        }
-        .map_err(Error::target)
+        conn.set_own_password(&pending.username, &pending.password)
+            .await
+            .map_err(Error::target)
     }
 
     /// The master secret, with the database of an RDS-managed one (only `username` and
@@ -480,13 +486,15 @@ impl DbPassword {
         v: &Versions<'_>,
         masterarn: &str,
         current: &DbSecret,
-    ) -> Result<Conn, Error> {
+    ) -> Result<Box<dyn Session>, Error> {
         let master = self.master(v, masterarn, current).await?;
         let place = master_place(&master, current);
         // Both logins at once (one round trip of latency, not two); the master's session is only
         // used, and otherwise dropped unused, once the current credentials proved themselves.
-        let (proof, admin) =
-            tokio::join!(self.login(current, current), self.login(&place, &master));
+        let (proof, admin) = tokio::join!(
+            self.login(v, current, current),
+            self.login(v, &place, &master)
+        );
         proof.map_err(|e| {
             Error::target(format!(
                 "the AWSCURRENT credentials do not log in, so the master secret is not used: {e}"
@@ -504,21 +512,20 @@ impl DbPassword {
         pending: &DbSecret,
         current: &DbSecret,
     ) -> Result<(), Error> {
-        let s = &self.settings;
         let mut conn = self.master_login(v, masterarn, current).await?;
         let (original, clone) =
             pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
-        let (user, pw) = (pending.username.as_str(), &pending.password);
+        let user = pending.username.as_str();
         let pending_is_clone = user == clone;
         // Privileges only ever flow onto the pending user. When the current user is the clone,
         // the pair was set up by an earlier rotation, so the clone already holds the original's
         // privileges; a clone that does not (a leftover role whose password the writer knows)
         // must not get the original's password reset and stored for it.
         if !pending_is_clone {
-            let differences = match conn {
-                Conn::Pg(_) => self.pg_differences(&mut conn, &original, &clone).await?,
-                Conn::My { .. } => self.my_differences(&mut conn, &original, &clone).await?,
-            };
+            let differences = conn
+                .differences(&original, &clone)
+                .await
+                .map_err(Error::target)?;
             if !differences.is_empty() {
                 return Err(Error::target(format!(
                     "the current user `{clone}` does not hold the privileges of `{original}`, so `{original}`'s password is not changed: {}",
@@ -526,101 +533,24 @@ impl DbPassword {
                 )));
             }
         }
+        let clone_of = pending_is_clone.then_some(original.as_str());
+        conn.set_password(user, &pending.password, clone_of)
+            .await
+            .map_err(Error::target)?;
+        if pending_is_clone {
+            conn.copy_privileges(&original, &clone)
+                .await
+                .map_err(Error::target)?;
+        }
         // The pending user was the previous one: sessions of it mean a consumer never refreshed.
-        match conn.sessions_of(s, user).await {
+        match conn.sessions_of(user).await {
             Ok(0) => {}
             Ok(n) => v.report_previous_in_use(user, &format!("{n} open sessions")),
             Err(e) => {
                 tracing::info!(error = %e, "cannot tell whether the previous user is still in use")
             }
         }
-        match conn {
-            Conn::Pg(_) => {
-                let create_in = match pending_is_clone
-                    && conn
-                        .pg_role(s, user)
-                        .await
-                        .map_err(Error::target)?
-                        .is_none()
-                {
-                    true => Some(original.as_str()),
-                    false => None,
-                };
-                conn.pg_set_password(s, user, pw, create_in)
-                    .await
-                    .map_err(Error::target)?;
-                match pending_is_clone {
-                    true => conn.pg_copy_privileges(s, &original, &clone).await,
-                    false => Ok(()),
-                }
-            }
-            Conn::My { .. } => {
-                let hosts = conn
-                    .my_user_hosts(s, &original)
-                    .await
-                    .map_err(Error::target)?;
-                if hosts.is_empty() {
-                    return Err(Error::target(format!(
-                        "the original user {original:?} has no account to copy"
-                    )));
-                }
-                for host in &hosts {
-                    conn.my_set_password(s, user, host, pw, pending_is_clone)
-                        .await
-                        .map_err(Error::target)?;
-                    if pending_is_clone {
-                        conn.my_copy_privileges(s, &original, &clone, host)
-                            .await
-                            .map_err(Error::target)?;
-                    }
-                }
-                Ok(())
-            }
-        }
-        .map_err(Error::target)
-    }
-
-    async fn pg_differences(
-        &self,
-        conn: &mut Conn,
-        original: &str,
-        clone: &str,
-    ) -> Result<Vec<String>, Error> {
-        let s = &self.settings;
-        let o = conn.pg_role(s, original).await.map_err(Error::target)?;
-        let c = conn.pg_role(s, clone).await.map_err(Error::target)?;
-        Ok(match (o, c) {
-            (Some(o), Some(c)) => privileges::pg_differences(original, clone, &o, &c),
-            _ => vec![format!("role `{original}` or `{clone}` does not exist")],
-        })
-    }
-
-    async fn my_differences(
-        &self,
-        conn: &mut Conn,
-        original: &str,
-        clone: &str,
-    ) -> Result<Vec<String>, Error> {
-        let s = &self.settings;
-        let mut accounts = Vec::new();
-        for user in [original, clone] {
-            let mut by_host = BTreeMap::new();
-            for host in conn.my_user_hosts(s, user).await.map_err(Error::target)? {
-                let (lines, require) = conn
-                    .my_account_state(s, user, &host)
-                    .await
-                    .map_err(Error::target)?;
-                let grants = privileges::my_normalise(&lines, user, &host);
-                by_host.insert(host, privileges::MyAccount { grants, require });
-            }
-            accounts.push(by_host);
-        }
-        Ok(privileges::my_differences(
-            original,
-            clone,
-            &accounts[0],
-            &accounts[1],
-        ))
+        Ok(())
     }
 }
 

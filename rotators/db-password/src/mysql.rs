@@ -1,516 +1,283 @@
-//! The part of the MySQL/MariaDB client protocol the rotator needs: log in (optionally over TLS,
-//! with `mysql_native_password` or `caching_sha2_password`) and run text-protocol statements.
-//!
-//! Written here rather than taken from a driver crate because none lets the caller open the
-//! socket (for `TCP_NODELAY`) and hand in one shared rustls config. Multi-statements are never
-//! enabled, so one query string runs as one statement.
+//! MySQL and MariaDB through the function's own protocol client (`mysql_wire.rs`). Statements
+//! that cannot take bind parameters get names and passwords through `sql::my_literal`, quoted for
+//! the session's `sql_mode`. MySQL/MariaDB have no object owners and no inheritance between the
+//! two users of a pair: privileges are copied, account by account.
 
-use aws_lc_rs::digest;
-use rustls::ClientConfig;
-use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use crate::db::{self, Clock, Session, Settings};
+use crate::mysql_wire::{self, Failure, Row};
+use crate::privileges::{self, MyAccount};
+use crate::secret::DbSecret;
+use crate::sql;
+use async_trait::async_trait;
+use shared::SecretString;
+use std::collections::BTreeMap;
+use std::time::Duration;
 use tokio::net::TcpStream;
-use zeroize::Zeroizing;
 
-const CLIENT_LONG_PASSWORD: u32 = 0x1;
-const CLIENT_LONG_FLAG: u32 = 0x4;
-const CLIENT_CONNECT_WITH_DB: u32 = 0x8;
-const CLIENT_PROTOCOL_41: u32 = 0x200;
-const CLIENT_SSL: u32 = 0x800;
-const CLIENT_TRANSACTIONS: u32 = 0x2000;
-const CLIENT_SECURE_CONNECTION: u32 = 0x8000;
-const CLIENT_PLUGIN_AUTH: u32 = 0x8_0000;
-const CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA: u32 = 0x20_0000;
-/// utf8mb4_general_ci, known to MySQL 5.5+ and every MariaDB: names and passwords travel as UTF-8.
-const UTF8MB4: u8 = 45;
-const MAX_PACKET: u32 = 1 << 24;
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// A logged-in session.
-pub struct Conn {
-    io: Box<dyn Io>,
-    seq: u8,
-    /// The server's version string (`...-MariaDB` for MariaDB).
-    pub server_version: String,
+pub struct MySession {
+    conn: mysql_wire::Conn,
+    /// From `VERSION()` once logged in (over TLS when the secret asks), not the greeting.
+    mariadb: bool,
+    no_backslash_escapes: bool,
+    clock: Clock,
+    statement_timeout: Duration,
+    /// Set when the connection broke or a statement timed out: the session is not used again.
+    broken: bool,
 }
 
-pub struct Login<'a> {
-    pub host: &'a str,
-    pub user: &'a str,
-    pub password: &'a str,
-    pub database: Option<&'a str>,
-    /// `Some` = TLS required and verified with this config; `None` = plain text.
-    pub tls: Option<Arc<ClientConfig>>,
+/// The first column of each row, NULLs left out.
+fn first_column(rows: Vec<Row>) -> Vec<String> {
+    rows.into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect()
 }
 
-/// A row of a text result set: each column as text, `None` for SQL NULL.
-pub type Row = Vec<Option<String>>;
-
-fn bad(what: impl Into<String>) -> String {
-    format!("unexpected answer from the server: {}", what.into())
-}
-
-/// Reads what a packet holds, in order.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err(bad("packet too short"));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, String> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn nul_terminated(&mut self) -> Result<&'a [u8], String> {
-        let end = self
-            .0
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or_else(|| bad("string without terminator"))?;
-        let s = self.take(end)?;
-        self.take(1)?;
-        Ok(s)
-    }
-    /// A length-encoded integer; `None` for the NULL marker 0xFB.
-    fn lenenc(&mut self) -> Result<Option<u64>, String> {
-        Ok(Some(match self.u8()? {
-            0xFB => return Ok(None),
-            0xFC => u64::from(self.u16()?),
-            0xFD => {
-                let b = self.take(3)?;
-                u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16
-            }
-            0xFE => {
-                let b = self.take(8)?;
-                u64::from_le_bytes(b.try_into().expect("8 bytes"))
-            }
-            n => u64::from(n),
-        }))
-    }
-    fn lenenc_text(&mut self) -> Result<Option<String>, String> {
-        let Some(n) = self.lenenc()? else {
-            return Ok(None);
-        };
-        let n = usize::try_from(n).map_err(|_| bad("oversized value"))?;
-        Ok(Some(String::from_utf8_lossy(self.take(n)?).into_owned()))
-    }
-}
-
-/// The server's ERR packet as text: `ERROR 1045 (28000): Access denied for user ...`.
-fn server_error(payload: &[u8]) -> String {
-    let mut r = Reader(&payload[1..]);
-    let code = r.u16().unwrap_or(0);
-    let rest = r.0;
-    let (state, message) = match rest.strip_prefix(b"#") {
-        Some(s) if s.len() >= 5 => (String::from_utf8_lossy(&s[..5]).into_owned(), &s[5..]),
-        _ => (String::new(), rest),
-    };
-    format!(
-        "ERROR {code} ({state}): {}",
-        String::from_utf8_lossy(message)
+pub async fn login(
+    tcp: TcpStream,
+    target: &DbSecret,
+    login: &DbSecret,
+    s: &Settings,
+    clock: Clock,
+) -> Result<Box<dyn Session>, String> {
+    let conn = mysql_wire::Conn::login(
+        tcp,
+        mysql_wire::Login {
+            host: &target.host,
+            user: &login.username,
+            password: login.password.expose(),
+            database: target.dbname.as_deref(),
+            tls: target.ssl.then(|| s.tls.clone()),
+        },
     )
+    .await?;
+    let mut session = MySession {
+        conn,
+        mariadb: false,
+        no_backslash_escapes: false,
+        clock,
+        statement_timeout: s.statement_timeout,
+        broken: false,
+    };
+    let rows = session
+        .rows(
+            "reading the server's version",
+            "SELECT @@SESSION.sql_mode, VERSION()",
+        )
+        .await?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    session.no_backslash_escapes = text(0).contains("NO_BACKSLASH_ESCAPES");
+    session.mariadb = text(1).contains("MariaDB");
+    Ok(Box::new(session))
 }
 
-fn sha(alg: &'static digest::Algorithm, parts: &[&[u8]]) -> Vec<u8> {
-    let mut ctx = digest::Context::new(alg);
-    for p in parts {
-        ctx.update(p);
-    }
-    ctx.finish().as_ref().to_vec()
-}
-
-fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
-    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
-}
-
-/// `mysql_native_password`: SHA1(pw) XOR SHA1(nonce, SHA1(SHA1(pw))).
-pub fn native_scramble(password: &[u8], nonce: &[u8]) -> Vec<u8> {
-    if password.is_empty() {
-        return Vec::new();
-    }
-    let alg = &digest::SHA1_FOR_LEGACY_USE_ONLY;
-    let h1 = sha(alg, &[password]);
-    let h2 = sha(alg, &[&h1]);
-    xor(&h1, &sha(alg, &[nonce, &h2]))
-}
-
-/// `caching_sha2_password` fast path: SHA256(pw) XOR SHA256(SHA256(SHA256(pw)), nonce).
-pub fn sha2_scramble(password: &[u8], nonce: &[u8]) -> Vec<u8> {
-    if password.is_empty() {
-        return Vec::new();
-    }
-    let alg = &digest::SHA256;
-    let h1 = sha(alg, &[password]);
-    let h2 = sha(alg, &[&h1]);
-    xor(&h1, &sha(alg, &[&h2, nonce]))
-}
-
-/// `caching_sha2_password` full authentication without TLS: the NUL-terminated password XOR the
-/// nonce, encrypted with RSA-OAEP (SHA-1) under the server's public key (PEM).
-pub fn rsa_encrypt_password(
-    password: &[u8],
-    nonce: &[u8],
-    public_key_pem: &[u8],
-) -> Result<Vec<u8>, String> {
-    use aws_lc_rs::rsa::{OAEP_SHA1_MGF1SHA1, OaepPublicEncryptingKey, PublicEncryptingKey};
-    use rustls::pki_types::SubjectPublicKeyInfoDer;
-    use rustls::pki_types::pem::PemObject;
-    let der = SubjectPublicKeyInfoDer::from_pem_slice(public_key_pem)
-        .map_err(|e| bad(format!("server public key: {e}")))?;
-    let key = PublicEncryptingKey::from_der(der.as_ref())
-        .ok()
-        .and_then(|k| OaepPublicEncryptingKey::new(k).ok())
-        .ok_or_else(|| bad("server public key is not an RSA key"))?;
-    let mut plain = Zeroizing::new(password.to_vec());
-    plain.push(0);
-    for (i, b) in plain.iter_mut().enumerate() {
-        *b ^= nonce[i % nonce.len()];
-    }
-    let mut out = vec![0; key.ciphertext_size()];
-    let n = key
-        .encrypt(&OAEP_SHA1_MGF1SHA1, &plain, &mut out, None)
-        .map_err(|_| "the password is too long for the server's RSA key".to_string())?
-        .len();
-    out.truncate(n);
-    Ok(out)
-}
-
-/// Reads one packet (joining the continuations of a 16 MiB one) and notes its sequence number.
-async fn read_packet(io: &mut (dyn Io + '_), seq: &mut u8) -> Result<Vec<u8>, String> {
-    let failed = |e: std::io::Error| format!("reading from the server: {e}");
-    let mut payload = Vec::new();
-    loop {
-        let mut header = [0u8; 4];
-        io.read_exact(&mut header).await.map_err(failed)?;
-        let len =
-            usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
-        *seq = header[3].wrapping_add(1);
-        let start = payload.len();
-        payload.resize(start + len, 0);
-        io.read_exact(&mut payload[start..]).await.map_err(failed)?;
-        if len < 0xFF_FFFF {
-            return Ok(payload);
-        }
-    }
-}
-
-/// Writes one packet (split every 2^24-1 bytes, as the protocol wants) in one flush.
-async fn write_packet(io: &mut (dyn Io + '_), seq: &mut u8, payload: &[u8]) -> Result<(), String> {
-    let failed = |e: std::io::Error| format!("writing to the server: {e}");
-    // Zeroized: a packet may carry a password (ALTER USER, full authentication).
-    let mut out = Zeroizing::new(Vec::with_capacity(payload.len() + 8));
-    let mut rest = payload;
-    loop {
-        let n = rest.len().min(0xFF_FFFF);
-        out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
-        out.push(*seq);
-        *seq = seq.wrapping_add(1);
-        out.extend_from_slice(&rest[..n]);
-        rest = &rest[n..];
-        // A full-size packet is followed by another, empty if nothing is left.
-        if n < 0xFF_FFFF {
-            break;
-        }
-    }
-    io.write_all(&out).await.map_err(failed)?;
-    io.flush().await.map_err(failed)
-}
-
-impl Conn {
-    async fn read_packet(&mut self) -> Result<Vec<u8>, String> {
-        read_packet(&mut *self.io, &mut self.seq).await
+impl MySession {
+    async fn query(
+        &mut self,
+        what: &str,
+        statement: &str,
+        secrets: &[&SecretString],
+    ) -> Result<Vec<Row>, String> {
+        db::usable(self.broken, what)?;
+        let mut answered = false;
+        let conn = &mut self.conn;
+        let result = self
+            .clock
+            .run(self.statement_timeout, what, secrets, async {
+                conn.query(statement).await.inspect_err(|f: &Failure| {
+                    answered = f.server;
+                })
+            })
+            .await;
+        // A refusal the server answered leaves the session in step; anything else does not.
+        self.broken |= result.is_err() && !answered;
+        result
     }
 
-    async fn write_packet(&mut self, payload: &[u8]) -> Result<(), String> {
-        write_packet(&mut *self.io, &mut self.seq, payload).await
+    async fn rows(&mut self, what: &str, statement: &str) -> Result<Vec<Row>, String> {
+        self.query(what, statement, &[]).await
     }
 
-    /// Logs in over `stream` (already connected, `TCP_NODELAY` set by the caller).
-    pub async fn login(mut tcp: TcpStream, l: Login<'_>) -> Result<Conn, String> {
-        let mut seq = 0;
-        let greeting = read_packet(&mut tcp, &mut seq).await?;
-        if greeting.first() == Some(&0xFF) {
-            return Err(server_error(&greeting));
-        }
-        let mut r = Reader(&greeting);
-        if r.u8()? != 10 {
-            return Err(bad("not a protocol 10 handshake"));
-        }
-        let server_version = String::from_utf8_lossy(r.nul_terminated()?).into_owned();
-        r.u32()?; // connection id
-        let mut nonce = r.take(8)?.to_vec();
-        r.u8()?;
-        let mut server_caps = u32::from(r.u16()?);
-        r.u8()?; // character set
-        r.u16()?; // status
-        server_caps |= u32::from(r.u16()?) << 16;
-        let data_len = usize::from(r.u8()?);
-        r.take(10)?;
-        if server_caps & CLIENT_SECURE_CONNECTION != 0 {
-            let n = data_len.saturating_sub(8).max(13);
-            let rest = r.take(n)?;
-            // The second part ends with a NUL that is not part of the 20-byte nonce.
-            nonce.extend_from_slice(rest.strip_suffix(&[0]).unwrap_or(rest));
-        }
-        let plugin = if server_caps & CLIENT_PLUGIN_AUTH != 0 {
-            String::from_utf8_lossy(r.nul_terminated().unwrap_or(b"")).into_owned()
-        } else {
-            "mysql_native_password".to_string()
+    async fn run(
+        &mut self,
+        what: &str,
+        statement: String,
+        secrets: &[&SecretString],
+    ) -> Result<(), String> {
+        self.query(what, &statement, secrets).await.map(drop)
+    }
+
+    fn literal(&self, text: &str) -> String {
+        sql::my_literal(text, self.no_backslash_escapes)
+    }
+
+    fn account(&self, user: &str, host: &str) -> String {
+        format!("{}@{}", self.literal(user), self.literal(host))
+    }
+
+    /// The hosts a user has accounts for (needs read access to `mysql.user`).
+    async fn user_hosts(&mut self, user: &str) -> Result<Vec<String>, String> {
+        let q = format!(
+            "SELECT Host FROM mysql.user WHERE User = {}",
+            self.literal(user)
+        );
+        Ok(first_column(
+            self.rows("listing the user's accounts", &q).await?,
+        ))
+    }
+
+    /// One account's grants (as `SHOW GRANTS` prints them) and `REQUIRE` clause.
+    async fn account_state(
+        &mut self,
+        user: &str,
+        host: &str,
+    ) -> Result<(Vec<String>, String), String> {
+        let shown = format!("SHOW GRANTS FOR {}", self.account(user, host));
+        let lines = first_column(self.rows("reading the grants", &shown).await?);
+        let q = format!(
+            "SELECT CAST(ssl_type AS CHAR), CAST(ssl_cipher AS CHAR), CAST(x509_issuer AS CHAR), \
+             CAST(x509_subject AS CHAR) FROM mysql.user WHERE User = {} AND Host = {}",
+            self.literal(user),
+            self.literal(host)
+        );
+        let rows = self.rows("reading the account's REQUIRE", &q).await?;
+        let Some([ty, cipher, issuer, subject]) = rows.into_iter().next().and_then(|r| {
+            <[Option<String>; 4]>::try_from(r)
+                .ok()
+                .map(|r| r.map(Option::unwrap_or_default))
+        }) else {
+            return Err(format!("account {user}@{host} not found in mysql.user"));
         };
-        let needed = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH;
-        if server_caps & needed != needed {
+        let nbe = self.no_backslash_escapes;
+        let require =
+            privileges::my_require(&ty, &cipher, &issuer, &subject, |v| sql::my_literal(v, nbe));
+        Ok((lines, require))
+    }
+
+    /// Every account of `user`, host by host, with its normalised grants and `REQUIRE`.
+    async fn accounts(&mut self, user: &str) -> Result<BTreeMap<String, MyAccount>, String> {
+        let mut by_host = BTreeMap::new();
+        for host in self.user_hosts(user).await? {
+            let (lines, require) = self.account_state(user, &host).await?;
+            let grants = privileges::my_normalise(&lines, user, &host);
+            by_host.insert(host, MyAccount { grants, require });
+        }
+        Ok(by_host)
+    }
+}
+
+#[async_trait]
+impl Session for MySession {
+    async fn ping(&mut self) -> Result<(), String> {
+        self.run("SELECT 1", "SELECT 1".into(), &[]).await
+    }
+
+    /// The process list, which the master may read.
+    async fn sessions_of(&mut self, user: &str) -> Result<i64, String> {
+        let what = "counting the user's sessions";
+        let q = format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = {} AND ID <> CONNECTION_ID()",
+            self.literal(user)
+        );
+        first_column(self.rows(what, &q).await?)
+            .first()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("{what}: no count"))
+    }
+
+    /// Changing one's own password needs no privilege, but changes only the account the login
+    /// matched. When the user can see its accounts and has several (`'app'@'10.0.1.%'` and
+    /// `'app'@'%'`), consumers matching the others would break: refused before any change.
+    async fn set_own_password(
+        &mut self,
+        user: &str,
+        password: &SecretString,
+    ) -> Result<(), String> {
+        let q = format!(
+            "SELECT Host FROM mysql.user WHERE User = {}",
+            self.literal(user)
+        );
+        match self.rows("listing the user's accounts", &q).await {
+            Ok(rows) => {
+                let hosts = first_column(rows);
+                if hosts.len() > 1 {
+                    return Err(format!(
+                        "user `{user}` has {} accounts (hosts {}); a single-user rotation can change only the one it logs in as, so clients of the others would break. Nothing was changed: use alternating users (the master sets every account), or keep one account",
+                        hosts.len(),
+                        hosts
+                            .iter()
+                            .map(|h| format!("`{h}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            // Most users may not read `mysql.user`: then only the matched account is visible.
+            Err(e) => tracing::info!(error = %e, "cannot list the user's accounts"),
+        }
+        let literal = self.literal(password.expose());
+        let statement = if self.mariadb {
+            format!("SET PASSWORD = PASSWORD({literal})")
+        } else {
+            format!("ALTER USER CURRENT_USER() IDENTIFIED BY {literal}")
+        };
+        self.run("setting the password", statement, &[password])
+            .await
+    }
+
+    /// On every host the original has an account for; a clone's accounts are created there first.
+    async fn set_password(
+        &mut self,
+        user: &str,
+        password: &SecretString,
+        clone_of: Option<&str>,
+    ) -> Result<(), String> {
+        let original = clone_of.unwrap_or(user);
+        let hosts = self.user_hosts(original).await?;
+        if hosts.is_empty() {
             return Err(format!(
-                "server {server_version} is too old (no protocol 4.1 authentication)"
+                "the original user {original:?} has no account to copy"
             ));
         }
-        let mut caps = CLIENT_LONG_PASSWORD
-            | CLIENT_LONG_FLAG
-            | CLIENT_PROTOCOL_41
-            | CLIENT_TRANSACTIONS
-            | CLIENT_SECURE_CONNECTION
-            | CLIENT_PLUGIN_AUTH
-            | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA;
-        if l.database.is_some() {
-            caps |= CLIENT_CONNECT_WITH_DB;
-        }
-        let tls = l.tls.is_some();
-        if tls {
-            caps |= CLIENT_SSL;
-        }
-        caps &= server_caps | CLIENT_SSL;
-        let mut head = Vec::with_capacity(32);
-        head.extend_from_slice(&caps.to_le_bytes());
-        head.extend_from_slice(&MAX_PACKET.to_le_bytes());
-        head.push(UTF8MB4);
-        head.extend_from_slice(&[0; 23]);
-        let io: Box<dyn Io> = match l.tls.clone() {
-            None => Box::new(tcp),
-            Some(_) if server_caps & CLIENT_SSL == 0 => {
-                return Err("the server does not offer TLS".into());
+        let literal = self.literal(password.expose());
+        for host in &hosts {
+            let account = self.account(user, host);
+            if clone_of.is_some() {
+                let create = format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {literal}");
+                self.run("creating the user", create, &[password]).await?;
             }
-            Some(config) => {
-                // SSLRequest: the first 32 bytes of the handshake response, then TLS.
-                write_packet(&mut tcp, &mut seq, &head).await?;
-                Box::new(
-                    crate::net::start_tls(config, l.host, tcp)
-                        .await
-                        .map_err(|e| format!("TLS handshake: {e}"))?,
-                )
-            }
-        };
-        let mut conn = Conn {
-            io,
-            seq,
-            server_version,
-        };
-        let mut response = head;
-        response.extend_from_slice(l.user.as_bytes());
-        response.push(0);
-        let auth = auth_response(&plugin, l.password.as_bytes(), &nonce)?;
-        push_lenenc(&mut response, auth.len());
-        response.extend_from_slice(&auth);
-        if let Some(db) = l.database.filter(|_| caps & CLIENT_CONNECT_WITH_DB != 0) {
-            response.extend_from_slice(db.as_bytes());
-            response.push(0);
+            let alter = format!("ALTER USER {account} IDENTIFIED BY {literal}");
+            self.run("setting the password", alter, &[password]).await?;
         }
-        response.extend_from_slice(plugin.as_bytes());
-        response.push(0);
-        conn.write_packet(&response).await?;
-        conn.finish_auth(plugin, nonce, l.password.as_bytes(), tls)
+        Ok(())
+    }
+
+    /// Every grant, role, default role and the `REQUIRE` clause of each of the original's
+    /// accounts, onto the clone's account on the same host. Grants are only added: testSecret
+    /// reports any extra.
+    async fn copy_privileges(&mut self, original: &str, clone: &str) -> Result<(), String> {
+        for host in self.user_hosts(original).await? {
+            let (lines, require) = self.account_state(original, &host).await?;
+            let account = self.account(clone, &host);
+            self.run(
+                "copying REQUIRE",
+                format!("ALTER USER {account} REQUIRE {require}"),
+                &[],
+            )
             .await?;
-        Ok(conn)
-    }
-
-    /// Answers auth switches and `caching_sha2_password`'s extra rounds until OK or ERR.
-    async fn finish_auth(
-        &mut self,
-        mut plugin: String,
-        mut nonce: Vec<u8>,
-        password: &[u8],
-        tls: bool,
-    ) -> Result<(), String> {
-        loop {
-            let packet = self.read_packet().await?;
-            match packet.first() {
-                Some(0x00) => return Ok(()),
-                Some(0xFF) => return Err(server_error(&packet)),
-                Some(0xFE) => {
-                    let mut r = Reader(&packet[1..]);
-                    plugin = String::from_utf8_lossy(r.nul_terminated()?).into_owned();
-                    let data = r.0;
-                    nonce = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
-                    let auth = auth_response(&plugin, password, &nonce)?;
-                    self.write_packet(&auth).await?;
-                }
-                Some(0x01) if plugin == "caching_sha2_password" => match packet.get(1) {
-                    // Fast authentication succeeded; OK follows.
-                    Some(3) => {}
-                    // Full authentication: the password itself, only ever inside TLS.
-                    Some(4) if tls => {
-                        let mut pw = Zeroizing::new(password.to_vec());
-                        pw.push(0);
-                        self.write_packet(&pw).await?;
-                    }
-                    Some(4) => {
-                        self.write_packet(&[2]).await?;
-                        let key = self.read_packet().await?;
-                        if key.first() != Some(&0x01) {
-                            return Err(bad("no public key for caching_sha2_password"));
-                        }
-                        let sealed = rsa_encrypt_password(password, &nonce, &key[1..])?;
-                        self.write_packet(&sealed).await?;
-                    }
-                    _ => return Err(bad("caching_sha2_password step")),
-                },
-                _ => return Err(bad(format!("authentication step of {plugin}"))),
-            }
-        }
-    }
-
-    /// Runs one statement; returns its rows (empty for statements without a result set).
-    pub async fn query(&mut self, sql: &str) -> Result<Vec<Row>, String> {
-        self.seq = 0;
-        let mut command = Zeroizing::new(Vec::with_capacity(sql.len() + 1));
-        command.push(0x03); // COM_QUERY
-        command.extend_from_slice(sql.as_bytes());
-        self.write_packet(&command).await?;
-        let first = self.read_packet().await?;
-        match first.first() {
-            Some(0x00) => return Ok(Vec::new()),
-            Some(0xFF) => return Err(server_error(&first)),
-            Some(0xFB) => return Err(bad("LOCAL INFILE request")),
-            _ => {}
-        }
-        let columns = Reader(&first)
-            .lenenc()?
-            .ok_or_else(|| bad("column count"))?;
-        for _ in 0..columns {
-            self.read_packet().await?;
-        }
-        let eof = self.read_packet().await?;
-        if !is_eof(&eof) {
-            return Err(bad("no EOF after the column definitions"));
-        }
-        let mut rows = Vec::new();
-        loop {
-            let packet = self.read_packet().await?;
-            if is_eof(&packet) {
-                return Ok(rows);
-            }
-            if packet.first() == Some(&0xFF) {
-                return Err(server_error(&packet));
-            }
-            let mut r = Reader(&packet);
-            let row = (0..columns)
-                .map(|_| r.lenenc_text())
-                .collect::<Result<Row, String>>()?;
-            rows.push(row);
-        }
-    }
-}
-
-fn is_eof(packet: &[u8]) -> bool {
-    packet.first() == Some(&0xFE) && packet.len() < 9
-}
-
-fn push_lenenc(out: &mut Vec<u8>, n: usize) {
-    match n {
-        0..=250 => out.push(n as u8),
-        251..=0xFFFF => {
-            out.push(0xFC);
-            out.extend_from_slice(&(n as u16).to_le_bytes());
-        }
-        _ => {
-            out.push(0xFD);
-            out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
-        }
-    }
-}
-
-fn auth_response(plugin: &str, password: &[u8], nonce: &[u8]) -> Result<Vec<u8>, String> {
-    let nonce = &nonce[..nonce.len().min(20)];
-    match plugin {
-        "mysql_native_password" => Ok(native_scramble(password, nonce)),
-        "caching_sha2_password" => Ok(sha2_scramble(password, nonce)),
-        other => Err(format!(
-            "the account uses the authentication plugin {other}, which this rotator does not speak (mysql_native_password and caching_sha2_password are supported)"
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Reference values: MySQL's PASSWORD('secret') is '*14E65567ABDB5135D0CFD9A70B3032C179A49EE7',
-    /// i.e. SHA1(SHA1("secret")); the scramble XORed back with SHA1(nonce, that) gives SHA1(pw).
-    #[test]
-    fn native_scramble_unwinds_to_the_password_hash() {
-        let nonce = b"01234567890123456789";
-        let s = native_scramble(b"secret", nonce);
-        let alg = &digest::SHA1_FOR_LEGACY_USE_ONLY;
-        let h1 = sha(alg, &[b"secret"]);
-        let h2 = sha(alg, &[&h1]);
-        let hex: String = h2.iter().map(|b| format!("{b:02X}")).collect();
-        assert_eq!(hex, "14E65567ABDB5135D0CFD9A70B3032C179A49EE7");
-        assert_eq!(xor(&s, &sha(alg, &[nonce, &h2])), h1);
-        assert!(native_scramble(b"", nonce).is_empty());
-    }
-
-    #[test]
-    fn rsa_sealed_password_opens_with_the_private_key() {
-        use aws_lc_rs::encoding::AsDer;
-        use aws_lc_rs::rsa::{
-            KeySize, OAEP_SHA1_MGF1SHA1, OaepPrivateDecryptingKey, PrivateDecryptingKey,
-        };
-        let private = PrivateDecryptingKey::generate(KeySize::Rsa2048).unwrap();
-        let public_der = private.public_key().as_der().unwrap();
-        let b64 = base64_encode(public_der.as_ref());
-        let pem_text = format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n");
-        let nonce = b"abcdefghijabcdefghij";
-        let sealed = rsa_encrypt_password(b"p@ss", nonce, pem_text.as_bytes()).unwrap();
-        let key = OaepPrivateDecryptingKey::new(private).unwrap();
-        let mut out = vec![0; key.min_output_size()];
-        let opened = key
-            .decrypt(&OAEP_SHA1_MGF1SHA1, &sealed, &mut out, None)
-            .unwrap();
-        let clear: Vec<u8> = opened
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ nonce[i % 20])
-            .collect();
-        assert_eq!(clear, b"p@ss\0");
-    }
-
-    fn base64_encode(data: &[u8]) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut s = String::new();
-        for c in data.chunks(3) {
-            let n = (u32::from(c[0]) << 16)
-                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*c.get(2).unwrap_or(&0));
-            for i in 0..4 {
-                if i <= c.len() {
-                    s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    s.push('=');
+            let from_shown = sql::my_account_shown(original, &host);
+            for line in lines {
+                if let Some(grant) = sql::regrant(&line, &from_shown, &account) {
+                    self.run("copying a grant", grant, &[]).await?;
                 }
             }
         }
-        s
+        Ok(())
+    }
+
+    async fn differences(&mut self, original: &str, clone: &str) -> Result<Vec<String>, String> {
+        let o = self.accounts(original).await?;
+        let c = self.accounts(clone).await?;
+        Ok(privileges::my_differences(original, clone, &o, &c))
     }
 }
