@@ -1254,3 +1254,131 @@ async fn a_slow_server_ends_the_step_with_our_error_before_the_deadline() {
     assert!(set.millis < 8000.0, "{} ms", set.millis);
     rig.assert_no_leak(&["App-pw-1", &sp]);
 }
+
+/// One owner for an alternating pair (#22.2): the clone's sessions act as the original, so a
+/// table the clone creates belongs to the original and stays readable when the original is
+/// current again. testSecret refuses a clone that does not act as the original.
+#[tokio::test]
+async fn objects_either_user_creates_have_one_owner() {
+    let kind = Kind::Postgres;
+    let user = unique_user("owner1");
+    kind.create_user(&user, "App-pw-1").await;
+    kind.admin(&[format!(
+        "GRANT CREATE ON SCHEMA public TO {}",
+        kind.grantee(&user)
+    )])
+    .await;
+    let mut rig = Rig::new(&[]).await;
+    let (arn, _) = alternating_secret(&rig, kind, &user, "App-pw-1").await;
+    rig.rotate_ok(&arn).await;
+    let (clone, clone_pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+    assert_eq!(clone, format!("{user}_clone"));
+    let table = unique_user("made_by_clone");
+    let mut conn = kind.connect(&clone, &clone_pw).await.unwrap();
+    conn.run(&format!("CREATE TABLE {table} (id int)"))
+        .await
+        .unwrap();
+    drop(conn);
+    let owner = kind
+        .admin_query(&format!(
+            "SELECT tableowner::text FROM pg_tables WHERE tablename = '{table}'"
+        ))
+        .await;
+    assert_eq!(owner, [user.clone()], "the clone's table has another owner");
+    rig.rotate_ok(&arn).await;
+    let (current, pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+    assert_eq!(current, user);
+    assert!(kind.can_select(&user, &pw, &table).await);
+
+    // A clone whose sessions stopped acting as the original between setSecret and testSecret
+    // is not promoted.
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    for step in [Step::Create, Step::Set] {
+        run_step(&mut rig, step, &arn, &token).await.unwrap();
+    }
+    kind.admin(&[format!("ALTER ROLE {} RESET role", kind.grantee(&clone))])
+        .await;
+    let err = run_step(&mut rig, Step::Test, &arn, &token)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "`{clone}`'s sessions act as itself instead of `{user}`"
+        )),
+        "{err}"
+    );
+    assert_eq!(creds(&rig.value(&arn, AWSCURRENT).await).0, user);
+}
+
+/// Dual passwords on MariaDB (#22.1): one user, every account of it (`'%'` and `'127.0.0.1'`)
+/// accepts the current password beside the pending one, set as hashes by the master; a consumer
+/// that read `AWSCURRENT` before the rotation keeps working until the next rotation retires its
+/// password (`RETIRE_PREVIOUS=next-rotation`), and is refused after.
+#[tokio::test]
+async fn mariadb_dual_passwords_keep_a_cached_consumer_working_until_retirement() {
+    let kind = Kind::MariaDb;
+    let user = unique_user("dual");
+    let hosts = ["%", "127.0.0.1"];
+    kind.admin(
+        &hosts
+            .map(|h| format!("CREATE USER '{user}'@'{h}' IDENTIFIED BY 'Initial-pw-1'"))
+            .to_vec(),
+    )
+    .await;
+    let mut rig = Rig::new(&[]).await;
+    let (su, sp) = kind.superuser();
+    let master = rig.secret("db-master", &kind.secret(&su, &sp)).await;
+    let mut value = kind.secret(&user, "Initial-pw-1");
+    value["masterarn"] = json!(master);
+    value["dual_password"] = json!(true);
+    let arn = rig.secret("db-dual", &value).await;
+    // The hash each account holds for a password, by host.
+    let holds = |password: String| {
+        let user = user.clone();
+        async move {
+            let hash = kind
+                .admin_query(&format!("SELECT CAST(PASSWORD('{password}') AS CHAR)"))
+                .await
+                .remove(0);
+            kind.admin_query(&format!(
+                "SELECT Host FROM mysql.global_priv WHERE User = '{user}' AND Priv LIKE '%{hash}%' ORDER BY Host"
+            ))
+            .await
+        }
+    };
+    let consumer = "Initial-pw-1".to_string();
+    let mut seen = vec![consumer.clone()];
+    rig.rotate_ok(&arn).await;
+    let (name, first) = creds(&rig.value(&arn, AWSCURRENT).await);
+    assert_eq!(name, user, "dual passwords keep the user");
+    kind.login(&user, &first).await.unwrap();
+    kind.login(&user, &consumer)
+        .await
+        .expect("the consumer's cached password still works after the rotation");
+    for password in [&first, &consumer] {
+        assert_eq!(holds(password.clone()).await, ["%", "127.0.0.1"]);
+    }
+    seen.push(first.clone());
+
+    rig.rotate_ok(&arn).await;
+    let (_, second) = creds(&rig.value(&arn, AWSCURRENT).await);
+    assert!(
+        kind.login(&user, &consumer).await.is_err(),
+        "the retired password still logs in"
+    );
+    assert!(holds(consumer.clone()).await.is_empty());
+    kind.login(&user, &first)
+        .await
+        .expect("the previous password works until the next rotation");
+    kind.login(&user, &second).await.unwrap();
+    seen.push(second);
+    let seen: Vec<&str> = seen
+        .iter()
+        .map(String::as_str)
+        .chain([sp.as_str()])
+        .collect();
+    rig.assert_no_leak(&seen);
+}

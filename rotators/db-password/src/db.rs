@@ -159,7 +159,44 @@ pub trait Session: Send {
 
     /// Every way the privileges of `clone` differ from those of `original`.
     async fn differences(&mut self, original: &str, clone: &str) -> Result<Vec<String>, String>;
+
+    /// As an administrator, dual passwords: every account of `user` accepts `password` beside
+    /// `keep`. Idempotent. Engines with one password per user refuse.
+    async fn add_password(
+        &mut self,
+        _user: &str,
+        _password: &SecretString,
+        _keep: &SecretString,
+    ) -> Result<(), String> {
+        Err(ONE_PASSWORD.into())
+    }
+
+    /// As an administrator, dual passwords: every account of `user` accepts `password` alone.
+    async fn keep_only_password(
+        &mut self,
+        _user: &str,
+        _password: &SecretString,
+    ) -> Result<(), String> {
+        Err(ONE_PASSWORD.into())
+    }
+
+    /// Whether this (administrator's) login may give accounts a second password, and how.
+    async fn dual_password_privilege(&mut self) -> Result<String, String> {
+        Err(ONE_PASSWORD.into())
+    }
+
+    /// Engines with object owners: what keeps `clone`'s sessions from acting as `original`, so
+    /// that the objects either user creates have one owner. Empty where objects have no owner.
+    async fn owner_differences(
+        &mut self,
+        _original: &str,
+        _clone: &str,
+    ) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
 }
+
+const ONE_PASSWORD: &str = "this engine keeps one password per user";
 
 /// A session that failed (an error, a timeout: its protocol state is unknown) is never used again.
 pub fn usable(broken: bool, what: &str) -> Result<(), String> {

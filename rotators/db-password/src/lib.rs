@@ -24,7 +24,7 @@ pub mod sql;
 
 use async_trait::async_trait;
 use db::{Clock, Session, Settings};
-use secret::{DbSecret, Engine, pair, partner};
+use secret::{DbSecret, Engine, pair};
 use shared::config::Retire;
 use shared::password::PasswordPolicy;
 use shared::preflight::Check;
@@ -85,6 +85,13 @@ impl Target for DbPassword {
         same_place(&pending, &current)?;
         match &current.masterarn {
             None => self.set_own_password(v, &pending, &current).await,
+            // The master gives the user the pending password beside the current one.
+            Some(masterarn) if current.dual_password => {
+                let mut conn = self.master_login(v, masterarn, &current).await?;
+                conn.add_password(&pending.username, &pending.password, &current.password)
+                    .await
+                    .map_err(Error::target)
+            }
             // Always the whole sequence: it is idempotent, and a shortcut on "the pending
             // password already logs in" would promote a clone whose privileges never arrived.
             Some(masterarn) => {
@@ -96,7 +103,7 @@ impl Target for DbPassword {
 
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
         let pending = DbSecret::parse(v.pending().await?, AWSPENDING)?;
-        let Some(masterarn) = &pending.masterarn else {
+        let Some(masterarn) = pending.masterarn.as_ref().filter(|_| pending.alternating()) else {
             self.pending_login(v, &pending).await?;
             return Ok(());
         };
@@ -116,10 +123,20 @@ impl Target for DbPassword {
             conn?;
             admin?
         };
-        let differences = reader
+        let mut differences = reader
             .differences(&original, &clone)
             .await
             .map_err(Error::target)?;
+        // Set up whenever the clone is the pending user; an older pair, with the clone current,
+        // gets it at the next rotation that moves to the clone.
+        if pending.username == clone {
+            differences.extend(
+                reader
+                    .owner_differences(&original, &clone)
+                    .await
+                    .map_err(Error::target)?,
+            );
+        }
         if differences.is_empty() {
             return Ok(());
         }
@@ -131,12 +148,21 @@ impl Target for DbPassword {
         )))
     }
 
-    /// Nothing to retire, whatever `RETIRE_PREVIOUS` says: a single user's old password stopped
-    /// working when setSecret changed it, and in alternating mode the previous user stays valid
-    /// until the next rotation's setSecret gives it a new password (which first reports any open
-    /// session of it), so clients holding it have a whole rotation period to refresh.
-    async fn retire(&self, _v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
-        Ok(())
+    /// Dual passwords: the account keeps only `AWSCURRENT`'s password, when `RETIRE_PREVIOUS`
+    /// says (at the next rotation's createSecret by default, so a consumer that cached the old
+    /// one has a whole rotation period). Otherwise nothing to retire: a single user's old
+    /// password stopped working when setSecret changed it, and in alternating mode the previous
+    /// user stays valid until the next rotation's setSecret gives it a new password (which
+    /// reports any open session of it).
+    async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
+        let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
+        let Some(masterarn) = current.masterarn.as_ref().filter(|_| current.dual_password) else {
+            return Ok(());
+        };
+        let mut conn = self.master_login(v, masterarn, &current).await?;
+        conn.keep_only_password(&current.username, &current.password)
+            .await
+            .map_err(Error::target)
     }
 
     /// The current value parses; the current credentials log in (over the configured TLS); in
@@ -179,15 +205,26 @@ impl Target for DbPassword {
         let Some(masterarn) = &current.masterarn else {
             return checks;
         };
-        let pair = pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e));
-        let pair_text = pair
-            .as_ref()
-            .map(|(o, c)| format!("alternates between {o:?} and {c:?}"));
-        checks.push(Check::of(
-            "alternating users",
-            pair_text.unwrap_or_default(),
-            pair,
-        ));
+        if current.dual_password {
+            checks.push(Check::ok(
+                "dual passwords",
+                format!(
+                    "user {:?} keeps its current password beside the new one until the previous credential is retired",
+                    current.username
+                ),
+            ));
+        } else {
+            let pair =
+                pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e));
+            let pair_text = pair
+                .as_ref()
+                .map(|(o, c)| format!("alternates between {o:?} and {c:?}"));
+            checks.push(Check::of(
+                "alternating users",
+                pair_text.unwrap_or_default(),
+                pair,
+            ));
+        }
         let master = self.master(v, masterarn, &current).await;
         let Ok(master) = master else {
             checks.push(Check::of("master secret", "", master));
@@ -202,20 +239,31 @@ impl Target for DbPassword {
             ),
         ));
         let place = master_place(&master, &current);
-        let login = self
-            .login(v, &place, &master)
-            .await
-            .map(drop)
-            .map_err(|e| Error::target(format!("the master credentials do not log in: {e}")));
-        checks.push(Check::of(
-            "master credentials",
-            format!(
-                "master user {:?} logs in at {}",
-                master.username,
-                master.endpoint()
-            ),
-            login,
-        ));
+        let detail = format!(
+            "master user {:?} logs in at {}",
+            master.username,
+            master.endpoint()
+        );
+        let mut conn = match self.login(v, &place, &master).await {
+            Ok(conn) => {
+                checks.push(Check::ok("master credentials", detail));
+                conn
+            }
+            Err(e) => {
+                let e = Error::target(format!("the master credentials do not log in: {e}"));
+                checks.push(Check::of("master credentials", detail, Err::<(), _>(e)));
+                return checks;
+            }
+        };
+        if current.dual_password {
+            let can = conn.dual_password_privilege().await;
+            let text = can.clone().unwrap_or_default();
+            checks.push(Check::of(
+                "dual password privilege",
+                text,
+                can.map_err(Error::target),
+            ));
+        }
         checks
     }
 }
@@ -268,6 +316,12 @@ fn same_place(pending: &DbSecret, current: &DbSecret) -> Result<(), Error> {
             ),
         ));
     }
+    if pending.dual_password != current.dual_password {
+        return Err(Error::value(
+            AWSPENDING,
+            "field `dual_password` differs from AWSCURRENT's; a rotation cannot change its mode",
+        ));
+    }
     if pending.masterarn != current.masterarn {
         return Err(Error::value(
             AWSPENDING,
@@ -278,11 +332,9 @@ fn same_place(pending: &DbSecret, current: &DbSecret) -> Result<(), Error> {
         .pending_user()
         .map_err(|e| Error::value(AWSCURRENT, e))?;
     if pending.username != want {
-        let why = match current.masterarn {
-            None => "a single-user rotation keeps the user".to_string(),
-            Some(_) => {
-                format!("alternating users rotate the partner of the current user, {want:?}")
-            }
+        let why = match current.alternating() {
+            false => "a single-user rotation keeps the user".to_string(),
+            true => format!("alternating users rotate the partner of the current user, {want:?}"),
         };
         return Err(differs(
             "username",
@@ -464,14 +516,15 @@ impl DbPassword {
                 ),
             ));
         }
-        let partner =
-            partner(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
-        for (which, user) in [("current", &current.username), ("pending", &partner)] {
+        let pending = current
+            .pending_user()
+            .map_err(|e| Error::value(AWSCURRENT, e))?;
+        for (which, user) in [("current", &current.username), ("pending", &pending)] {
             if *user == master.username {
                 return Err(Error::value(
                     AWSCURRENT,
                     format!(
-                        "field `username`: the {which} user {user:?} is the master user; alternating users never rotate the master"
+                        "field `username`: the {which} user {user:?} is the master user; the master never rotates itself"
                     ),
                 ));
             }

@@ -275,6 +275,90 @@ impl Session for MySession {
         Ok(())
     }
 
+    /// MariaDB: both passwords as `mysql_native_password` hashes (the account must use that
+    /// plugin); MySQL: `RETAIN CURRENT PASSWORD`, skipped on an account that already has a
+    /// secondary password (the retirement before every setSecret discards it, so one there means
+    /// this step already ran: running it again would replace the secondary with the new one).
+    async fn add_password(
+        &mut self,
+        user: &str,
+        password: &SecretString,
+        keep: &SecretString,
+    ) -> Result<(), String> {
+        let hosts = self.user_hosts(user).await?;
+        if hosts.is_empty() {
+            return Err(format!("user {user:?} has no account"));
+        }
+        let new_hash = mysql_wire::native_password_hash(password.expose().as_bytes());
+        let keep_hash = mysql_wire::native_password_hash(keep.expose().as_bytes());
+        for host in &hosts {
+            let account = self.account(user, host);
+            let (who, at) = (self.literal(user), self.literal(host));
+            let statement = if self.mariadb {
+                let q = format!("SELECT plugin FROM mysql.user WHERE User = {who} AND Host = {at}");
+                let plugin = first_column(self.rows("reading the account's plugin", &q).await?);
+                let plugin = plugin.first().map(String::as_str).unwrap_or_default();
+                if !["", "mysql_native_password"].contains(&plugin) {
+                    return Err(format!(
+                        "account {user}@{host} authenticates with {plugin}; dual passwords are set as mysql_native_password hashes, so its plugin would change: refused"
+                    ));
+                }
+                sql::mariadb_identified_by_hashes(&account, &[&new_hash, &keep_hash])
+            } else {
+                let q = format!(
+                    "SELECT JSON_CONTAINS_PATH(User_attributes, 'one', '$.additional_password') \
+                     FROM mysql.user WHERE User = {who} AND Host = {at}"
+                );
+                let has = first_column(self.rows("reading the account's passwords", &q).await?);
+                if has.first().map(String::as_str) == Some("1") {
+                    continue;
+                }
+                sql::mysql_retain_current(&account, &self.literal(password.expose()))
+            };
+            self.run("adding the new password", statement, &[password, keep])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn keep_only_password(
+        &mut self,
+        user: &str,
+        password: &SecretString,
+    ) -> Result<(), String> {
+        let hash = mysql_wire::native_password_hash(password.expose().as_bytes());
+        for host in self.user_hosts(user).await? {
+            let account = self.account(user, &host);
+            let statement = match self.mariadb {
+                true => sql::mariadb_identified_by_hashes(&account, &[&hash]),
+                false => sql::mysql_discard_old(&account),
+            };
+            self.run("retiring the previous password", statement, &[password])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Giving another account a second password takes `CREATE USER` (or all privileges).
+    async fn dual_password_privilege(&mut self) -> Result<String, String> {
+        let lines = first_column(
+            self.rows("reading the master's grants", "SHOW GRANTS")
+                .await?,
+        );
+        let global = |l: &String| l.contains(" ON *.* ");
+        match lines
+            .iter()
+            .filter(|l| global(l))
+            .any(|l| l.contains("ALL PRIVILEGES") || l.contains("CREATE USER"))
+        {
+            true => Ok("the master holds CREATE USER".into()),
+            false => Err(
+                "the master lacks CREATE USER, which giving an account a second password takes"
+                    .into(),
+            ),
+        }
+    }
+
     async fn differences(&mut self, original: &str, clone: &str) -> Result<Vec<String>, String> {
         let o = self.accounts(original).await?;
         let c = self.accounts(clone).await?;

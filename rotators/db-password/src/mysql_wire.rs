@@ -181,6 +181,15 @@ pub fn native_scramble(password: &[u8], nonce: &[u8]) -> Vec<u8> {
     xor(&h1, &sha(alg, &[nonce, &h2]))
 }
 
+/// The `mysql_native_password` hash an account stores: `*` and SHA1(SHA1(pw)) in upper-case hex,
+/// as `PASSWORD()` computes it.
+pub fn native_password_hash(password: &[u8]) -> String {
+    let alg = &digest::SHA1_FOR_LEGACY_USE_ONLY;
+    let twice = sha(alg, &[&sha(alg, &[password])]);
+    let hex: String = twice.iter().map(|b| format!("{b:02X}")).collect();
+    format!("*{hex}")
+}
+
 /// `caching_sha2_password` fast path: SHA256(pw) XOR SHA256(SHA256(SHA256(pw)), nonce).
 pub fn sha2_scramble(password: &[u8], nonce: &[u8]) -> Vec<u8> {
     if password.is_empty() {
@@ -530,6 +539,10 @@ mod tests {
         let h2 = sha(alg, &[&h1]);
         let hex: String = h2.iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(hex, "14E65567ABDB5135D0CFD9A70B3032C179A49EE7");
+        assert_eq!(
+            native_password_hash(b"secret"),
+            "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7"
+        );
         assert_eq!(xor(&s, &sha(alg, &[nonce, &h2])), h1);
         assert!(native_scramble(b"", nonce).is_empty());
     }

@@ -159,6 +159,24 @@ impl PgSession {
         }))
     }
 
+    /// The role a user's sessions switch to at login (`ALTER ROLE ... SET role`), if any.
+    async fn acts_as(&mut self, role: &str) -> Result<Option<String>, String> {
+        let rows = self
+            .rows(
+                "reading the role's settings",
+                "SELECT pg_catalog.unnest(s.setconfig) FROM pg_catalog.pg_db_role_setting s \
+                 JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) s.setrole \
+                 WHERE r.rolname OPERATOR(pg_catalog.=) $1 \
+                 AND s.setdatabase OPERATOR(pg_catalog.=) '0'::pg_catalog.oid",
+                &[(&role, Type::NAME)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok())
+            .find_map(|setting| setting.strip_prefix("role=").map(str::to_owned)))
+    }
+
     async fn pair(&mut self, original: &str, clone: &str) -> Result<(PgRole, PgRole), String> {
         match (self.role(original).await?, self.role(clone).await?) {
             (Some(o), Some(c)) => Ok((o, c)),
@@ -262,6 +280,17 @@ impl Session for PgSession {
             );
             self.run("copying role attributes", alter, &[]).await?;
         }
+        // One owner: the clone's sessions act as the original, so what either user creates
+        // belongs to the original and stays readable whichever user is current.
+        if self.acts_as(clone).await?.as_deref() != Some(original) {
+            let alter = format!(
+                "ALTER ROLE {} SET role = {}",
+                sql::pg_ident(clone),
+                sql::pg_literal(original)
+            );
+            self.run("making the clone act as the original", alter, &[])
+                .await?;
+        }
         Ok(())
     }
 
@@ -272,5 +301,19 @@ impl Session for PgSession {
                 _ => vec![format!("role `{original}` or `{clone}` does not exist")],
             },
         )
+    }
+
+    async fn owner_differences(
+        &mut self,
+        original: &str,
+        clone: &str,
+    ) -> Result<Vec<String>, String> {
+        Ok(match self.acts_as(clone).await? {
+            Some(role) if role == original => Vec::new(),
+            other => vec![format!(
+                "`{clone}`'s sessions act as {} instead of `{original}` (ALTER ROLE ... SET role), so objects it creates would not belong to `{original}`",
+                other.map_or("itself".to_string(), |r| format!("`{r}`"))
+            )],
+        })
     }
 }

@@ -67,6 +67,9 @@ pub struct DbSecret {
     pub masterarn: Option<String>,
     /// TLS is on unless the secret says `"ssl": false` (or `"false"`, as the templates accept).
     pub ssl: bool,
+    /// `"dual_password": true` with a master: one user whose account keeps the current password
+    /// beside the pending one until the previous credential is retired (MySQL/MariaDB).
+    pub dual_password: bool,
     /// Every field but the password, to write back unchanged.
     others: Map<String, Value>,
 }
@@ -128,18 +131,19 @@ impl DbSecret {
             }
             Some(_) => return Err(bad("field `port` must be a number".into())),
         };
-        let ssl = match others.get("ssl") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-            Some(_) => {
-                return Err(bad(
-                    "field `ssl` must be true or false (a boolean or the string \"true\"/\"false\")"
-                        .into(),
-                ));
+        let flag = |name: &str, default: bool| -> Result<bool, Error> {
+            match others.get(name) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
+                Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
+                Some(_) => Err(bad(format!(
+                    "field `{name}` must be true or false (a boolean or the string \"true\"/\"false\")"
+                ))),
             }
         };
+        let ssl = flag("ssl", true)?;
+        let dual_password = flag("dual_password", false)?;
         let username = required("username")?;
         if username.len() > engine.max_user_len() {
             return Err(bad(format!(
@@ -154,6 +158,17 @@ impl DbSecret {
                 "field `host` is longer than 253 characters, the most a host name has".into(),
             ));
         }
+        let masterarn = text("masterarn")?;
+        if dual_password && engine.is_postgres() {
+            return Err(bad(
+                "field `dual_password`: PostgreSQL keeps one password per role; use alternating users (`masterarn` without `dual_password`) for rotations without downtime".into(),
+            ));
+        }
+        if dual_password && masterarn.is_none() {
+            return Err(bad(
+                "field `dual_password` needs `masterarn`: giving an account a second password takes the CREATE USER privilege".into(),
+            ));
+        }
         Ok(Self {
             engine,
             host,
@@ -161,8 +176,9 @@ impl DbSecret {
             username,
             password,
             dbname: text("dbname")?,
-            masterarn: text("masterarn")?,
+            masterarn,
             ssl,
+            dual_password,
             others,
         })
     }
@@ -184,9 +200,14 @@ impl DbSecret {
     /// place this rule lives; every step asks here.
     pub fn pending_user(&self) -> Result<String, String> {
         match self.masterarn {
-            None => Ok(self.username.clone()),
-            Some(_) => partner(&self.username, self.engine),
+            Some(_) if !self.dual_password => partner(&self.username, self.engine),
+            _ => Ok(self.username.clone()),
         }
+    }
+
+    /// Alternating users: the master rotates the partner of the current user.
+    pub fn alternating(&self) -> bool {
+        self.masterarn.is_some() && !self.dual_password
     }
 }
 
@@ -311,6 +332,18 @@ mod tests {
                 "control character",
             ),
             ("[1,2]", "not an object"),
+            (
+                r#"{"engine":"postgres","host":"h","username":"u","password":"hunter2","masterarn":"m","dual_password":true}"#,
+                "field `dual_password`: PostgreSQL keeps one password per role",
+            ),
+            (
+                r#"{"engine":"mariadb","host":"h","username":"u","password":"hunter2","dual_password":"true"}"#,
+                "field `dual_password` needs `masterarn`",
+            ),
+            (
+                r#"{"engine":"mariadb","host":"h","username":"u","password":"hunter2","masterarn":"m","dual_password":1}"#,
+                "field `dual_password` must be true or false",
+            ),
         ];
         for (json, want) in cases {
             let err = parse(json).unwrap_err();

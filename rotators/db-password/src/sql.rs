@@ -51,6 +51,30 @@ pub fn regrant(line: &str, from_shown: &str, to_account: &str) -> Option<String>
     })
 }
 
+/// Dual passwords, MariaDB 10.4+: every listed password authenticates the account. Each is given
+/// as its `mysql_native_password` hash (`*` and 40 hex digits), so no plaintext reaches the
+/// general or slow query log.
+pub fn mariadb_identified_by_hashes(account: &str, hashes: &[&str]) -> String {
+    let methods: Vec<String> = hashes
+        .iter()
+        .map(|h| format!("mysql_native_password USING {}", my_literal(h, true)))
+        .collect();
+    format!(
+        "ALTER USER {account} IDENTIFIED VIA {}",
+        methods.join(" OR ")
+    )
+}
+
+/// Dual passwords, MySQL 8.0.14+: the new password becomes the primary and the one it replaces
+/// the secondary (`RETAIN CURRENT PASSWORD`); `DISCARD OLD PASSWORD` drops the secondary.
+pub fn mysql_retain_current(account: &str, password_literal: &str) -> String {
+    format!("ALTER USER {account} IDENTIFIED BY {password_literal} RETAIN CURRENT PASSWORD")
+}
+
+pub fn mysql_discard_old(account: &str) -> String {
+    format!("ALTER USER {account} DISCARD OLD PASSWORD")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +85,35 @@ mod tests {
     fn postgres_quoting_doubles_the_quote() {
         assert_eq!(pg_ident(HOSTILE), "\"o'brien\"\"; drop table x; --\"");
         assert_eq!(pg_literal(HOSTILE), "'o''brien\"; drop table x; --'");
+    }
+
+    /// The statements as the reference manuals write them: MariaDB's "Authentication from MariaDB
+    /// 10.4" (`IDENTIFIED VIA mysql_native_password USING '<hash>' OR ...`) and MySQL 8.0's
+    /// "Dual Password Support" (`... IDENTIFIED BY 'password_b' RETAIN CURRENT PASSWORD`,
+    /// `... DISCARD OLD PASSWORD`). The MySQL ones have not run against a server here.
+    #[test]
+    fn dual_password_statements_follow_the_reference_manuals() {
+        let account = "'app'@'%'";
+        assert_eq!(
+            mariadb_identified_by_hashes(
+                account,
+                &[
+                    "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19",
+                    "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7"
+                ]
+            ),
+            "ALTER USER 'app'@'%' IDENTIFIED VIA mysql_native_password USING \
+             '*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19' OR mysql_native_password USING \
+             '*14E65567ABDB5135D0CFD9A70B3032C179A49EE7'"
+        );
+        assert_eq!(
+            mysql_retain_current("'jeffrey'@'localhost'", "'password_b'"),
+            "ALTER USER 'jeffrey'@'localhost' IDENTIFIED BY 'password_b' RETAIN CURRENT PASSWORD"
+        );
+        assert_eq!(
+            mysql_discard_old("'jeffrey'@'localhost'"),
+            "ALTER USER 'jeffrey'@'localhost' DISCARD OLD PASSWORD"
+        );
     }
 
     #[test]
