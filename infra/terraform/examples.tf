@@ -74,10 +74,20 @@ resource "aws_secretsmanager_secret_rotation" "example" {
   depends_on = [aws_lambda_permission.secrets_manager, aws_secretsmanager_secret_version.example]
 }
 
-# Installation tokens live one hour; Secrets Manager's own schedule runs at most every 4 hours,
-# so EventBridge Scheduler calls RotateSecret as often as the token needs.
+# Installation tokens live one hour; Secrets Manager's own schedule runs at most every 4 hours, so
+# EventBridge Scheduler invokes the function's refresh for every token secret (the example's and
+# github_token_secret_arns). Not RotateSecret: a rotation left unfinished by one failure makes
+# Secrets Manager refuse every later one, while a refresh drops it (README).
+locals {
+  github_token_secrets = merge(
+    contains(keys(local.examples), "github-token") ? { example = aws_secretsmanager_secret.example["github-token"].arn } : {},
+    { for i, arn in var.github_token_secret_arns : "declared-${i}" => arn },
+  )
+  github_refresh = length(local.github_token_secrets) > 0
+}
+
 resource "aws_iam_role" "github_scheduler" {
-  count = contains(keys(local.examples), "github-token") ? 1 : 0
+  count = local.github_refresh ? 1 : 0
   name  = "${var.name_prefix}-github-scheduler"
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
@@ -89,11 +99,10 @@ resource "aws_iam_role" "github_scheduler" {
     }]
   })
   inline_policy {
-    name = "rotate-the-token-secret"
+    name = "refresh-the-token-secrets"
     policy = jsonencode({
       Version = "2012-10-17"
       Statement = [
-        { Effect = "Allow", Action = "secretsmanager:RotateSecret", Resource = aws_secretsmanager_secret.example["github-token"].arn },
         { Effect = "Allow", Action = "lambda:InvokeFunction", Resource = aws_lambda_function.rotator["github-token"].arn },
       ]
     })
@@ -102,15 +111,33 @@ resource "aws_iam_role" "github_scheduler" {
 
 resource "aws_scheduler_schedule" "github_token" {
   #checkov:skip=CKV_AWS_297:The schedule's input is the secret's id only, nothing confidential; a customer key would add a key policy for no gain.
-  count               = contains(keys(local.examples), "github-token") ? 1 : 0
-  name                = "${var.name_prefix}-github-token"
+  for_each            = local.github_token_secrets
+  name                = "${var.name_prefix}-github-token-${each.key}"
   schedule_expression = "rate(${var.github_token_rotation_minutes} minutes)"
   flexible_time_window {
     mode = "OFF"
   }
   target {
-    arn      = "arn:aws:scheduler:::aws-sdk:secretsmanager:rotateSecret"
+    arn      = aws_lambda_function.rotator["github-token"].arn
     role_arn = aws_iam_role.github_scheduler[0].arn
-    input    = jsonencode({ SecretId = aws_secretsmanager_secret.example["github-token"].id })
+    input    = jsonencode({ Step = "refresh", SecretId = each.value })
   }
+}
+
+# A failed refresh is a StepFailed (main.tf). No successful refresh for an hour means the tokens in
+# AWSCURRENT are expired or about to be.
+resource "aws_cloudwatch_metric_alarm" "github_token_stale" {
+  count               = local.github_refresh ? 1 : 0
+  alarm_name          = "${var.name_prefix}-github-token-stale"
+  alarm_description   = "No GitHub installation token was refreshed in the last hour; consumers may hold expired tokens. See the function's \"refresh failed\" log lines and its schedules."
+  namespace           = "SecretsRotation"
+  metric_name         = "StepSucceeded"
+  dimensions          = { Rotator = "github-token", Step = "refresh" }
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = var.alarm_topic_arn == "" ? [] : [var.alarm_topic_arn]
 }

@@ -126,8 +126,14 @@ variable "github_app_key_secret_arns" {
 }
 
 
+variable "github_token_secret_arns" {
+  description = "Installation-token secrets (kind app-installation-token, tagged as the README says) the GitHub rotator refreshes on a schedule of their own, besides the example's. Every token secret needs one: Secrets Manager rotates at most every 4 hours, tokens live 60 minutes."
+  type        = list(string)
+  default     = []
+}
+
 variable "github_token_rotation_minutes" {
-  description = "How often EventBridge Scheduler rotates the example installation token (tokens live 60 minutes)."
+  description = "How often EventBridge Scheduler refreshes each installation token (tokens live 60 minutes; consumers may cache one for at most 60 minus this, minus 5, minutes)."
   type        = number
   default     = 45
   validation {

@@ -43,6 +43,22 @@ pub async fn serve(
                         error_message: message,
                     });
             }
+            if is_refresh(&event.payload) {
+                return refresh(
+                    &*store,
+                    &*target,
+                    rotator,
+                    &event.payload,
+                    Some(deadline),
+                    retire,
+                )
+                .await
+                .map(|_| Value::Null)
+                .map_err(|message| Diagnostic {
+                    error_type: "RefreshFailed".into(),
+                    error_message: message,
+                });
+            }
             handle(
                 &*store,
                 &*target,
@@ -65,6 +81,50 @@ pub async fn serve(
 /// `{"Step": "preflight", "SecretId": "..."}`: not one of Secrets Manager's steps.
 pub fn is_preflight(payload: &Value) -> bool {
     payload.get("Step").and_then(Value::as_str) == Some("preflight")
+}
+
+/// `{"Step": "refresh", "SecretId": "..."}`: a scheduled refresh (`refresh::run`).
+pub fn is_refresh(payload: &Value) -> bool {
+    payload.get("Step").and_then(Value::as_str) == Some("refresh")
+}
+
+/// Runs a refresh, logged and measured as the step `refresh` (`StepSucceeded`/`StepFailed`).
+pub async fn refresh(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    rotator: &str,
+    payload: &Value,
+    deadline: Option<SystemTime>,
+    retire: Retire,
+) -> Result<Outcome, String> {
+    let started = Instant::now();
+    crate::telemetry::set_rotator(rotator);
+    let secret = match payload.get("SecretId") {
+        Some(Value::String(s)) if !s.trim().is_empty() && !s.chars().any(char::is_control) => s,
+        _ => {
+            return Err(
+                "invalid refresh event: field `SecretId` must be a non-empty string".into(),
+            );
+        }
+    };
+    let span = tracing::info_span!("refresh", rotator, secret_id = %secret);
+    async {
+        let result = crate::refresh::run(store, target, secret, deadline, retire).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            Ok(_) => {
+                tracing::info!(duration_ms = ms, "refresh finished");
+                report(rotator, "refresh", secret, "", started, None);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, error_kind = e.error.kind(), duration_ms = ms, "refresh failed");
+                report(rotator, "refresh", secret, &e.version, started, Some(e.error.kind()));
+            }
+        }
+        result.map_err(|e| e.to_string())
+    }
+    .instrument(span)
+    .await
 }
 
 /// Where a pre-flight runs: the rotator's name, the function's ARN (to compare with the secret's

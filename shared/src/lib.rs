@@ -13,6 +13,7 @@ pub mod password;
 pub mod preflight;
 pub mod protocol;
 pub mod random;
+pub mod refresh;
 pub mod retry;
 pub mod secret;
 pub mod simulate;

@@ -94,7 +94,7 @@ async fn abandon_if_dead(
     }
 }
 
-async fn create(
+pub(crate) async fn create(
     store: &dyn SecretStore,
     target: &dyn Target,
     v: &Versions<'_>,

@@ -51,6 +51,12 @@ pub trait Target: Send + Sync {
     /// secrets it needs are readable and usable, the permissions it needs). `v` has `AWSCURRENT`
     /// and `AWSPREVIOUS` only. Messages are the ones the failing step would give.
     async fn check(&self, v: &Versions<'_>, retire: Retire) -> Vec<crate::preflight::Check>;
+
+    /// Whether a scheduled refresh (`refresh::run`) may serve this target: its credentials expire
+    /// on their own, so a pending value a failed rotation left may be dropped, not waited on.
+    fn refreshable(&self) -> bool {
+        false
+    }
 }
 
 /// The secret's versions as one step sees them. Values are read on first use and cached, so a

@@ -1078,3 +1078,67 @@ async fn an_untagged_key_is_never_deleted() {
     assert!(titles.contains(&old_title), "{titles:?}");
     assert_eq!(titles.len(), 2, "{titles:?}");
 }
+
+/// #20 point 3: one failure never keeps the next refresh from starting. A rotation that died in
+/// testSecret (GitHub 503) leaves `AWSPENDING` on its version, and Secrets Manager refuses every
+/// `RotateSecret` until it is gone; the templates' schedule sends `{"Step": "refresh"}` instead,
+/// which drops it and stores a fresh token. A refresh while GitHub is down fails and changes
+/// nothing but that label; the next one succeeds.
+#[tokio::test]
+async fn a_failed_refresh_never_blocks_the_next() {
+    use e2e::runtime_api::Reply;
+    let mut rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.token_secret(FULL)).await;
+    rig.rotate_ok(&arn).await;
+    let stuck = driver::begin_and_run(
+        &rig.client,
+        &mut rig.function,
+        &arn,
+        &stack::function_arn(BINARY),
+        &[Step::Create, Step::Set],
+    )
+    .await;
+    rig.gh.state.lock().unwrap().outage = true;
+    driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &stuck,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    let before = rig.value(&arn, AWSCURRENT).await;
+    let refresh = json!({"Step": "refresh", "SecretId": arn});
+    let reply = rig
+        .function
+        .invoke(&refresh, Duration::from_secs(60))
+        .await
+        .unwrap();
+    match reply {
+        Reply::Error(e) => assert!(e.contains("HTTP 503") && e.contains(&arn), "{e}"),
+        Reply::Response(v) => panic!("a refresh while GitHub is down succeeded: {v}"),
+    }
+    assert_eq!(rig.value(&arn, AWSCURRENT).await, before);
+    rig.gh.state.lock().unwrap().outage = false;
+    let reply = rig
+        .function
+        .invoke(&refresh, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(matches!(reply, Reply::Response(_)), "{reply:?}");
+    let labels = rig.store.describe(&arn).await.unwrap().labels;
+    assert_eq!(labels.version_with(AWSPENDING), None, "{labels:?}");
+    let after = rig.value(&arn, AWSCURRENT).await;
+    assert_ne!(after["token"], before["token"]);
+    assert!(
+        rig.gh
+            .state
+            .lock()
+            .unwrap()
+            .token_is_live(after["token"].as_str().unwrap())
+    );
+    assert_eq!(rig.value(&arn, AWSPREVIOUS).await, before);
+    // Secrets Manager's own rotation is free to run again.
+    rig.rotate_ok(&arn).await;
+}

@@ -30,6 +30,41 @@ fn stored_token(s: &GhSecret) -> Option<api::Token> {
     Some(api::Token { secret, minted })
 }
 
+/// Least time left on the `AWSCURRENT` token when a refresh runs every 30 to 50 minutes (60 - 50).
+const FRESH: Duration = Duration::from_secs(10 * 60);
+
+/// Whether something keeps the token fresh, judged by what it did: Secrets Manager's own schedule
+/// (every 4 hours at best) cannot, so a token secret whose `AWSCURRENT` token has less than
+/// `FRESH` left has no working refresh schedule.
+fn refreshed(current: &GhSecret, now: std::time::SystemTime) -> Check {
+    const NAME: &str = "refresh schedule";
+    let Some(expires) = api::parse_time(current.str_field("expires_at")) else {
+        return Check::not_verified(
+            NAME,
+            "AWSCURRENT holds no token yet; once it does, a refresh must run every 30 to 50 minutes",
+        );
+    };
+    match expires.duration_since(now) {
+        Ok(left) if left >= FRESH => Check::ok(
+            NAME,
+            format!(
+                "the AWSCURRENT token has {} minutes left",
+                left.as_secs() / 60
+            ),
+        ),
+        _ => Check::failed(
+            NAME,
+            format!(
+                "the AWSCURRENT token expires at {} (less than {} minutes from now): nothing refreshes it; \
+                 invoke {{\"Step\": \"refresh\"}} for this secret every 30 to 50 minutes (the templates do it for \
+                 every secret in github_token_secret_arns, and for their example)",
+                current.str_field("expires_at"),
+                FRESH.as_secs() / 60
+            ),
+        ),
+    }
+}
+
 #[async_trait]
 impl Target for InstallationToken {
     fn kind(&self) -> TargetKind {
@@ -119,6 +154,7 @@ impl Target for InstallationToken {
             "repositories",
             "which repositories a token reaches is checked by testSecret; listing them needs a token, and minting one is a write",
         ));
+        checks.push(refreshed(&current, std::time::SystemTime::now()));
         if let Some(token) = stored_token(&current) {
             checks.push(Check::of(
                 "current credentials",
@@ -144,5 +180,42 @@ impl Target for InstallationToken {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_nothing_refreshes_fails_the_preflight() {
+        let now = api::parse_time("2026-11-30T12:00:00Z").unwrap();
+        let with = |expires: &str| {
+            let v = serde_json::json!({"kind": "app-installation-token", "app_id": 1, "installation_id": 2,
+                "private_key_secret_arn": "arn:k", "token": "ghs_x", "expires_at": expires});
+            GhSecret::parse(&SecretString::new(v.to_string()), AWSCURRENT).unwrap()
+        };
+        use shared::preflight::Status;
+        assert_eq!(
+            refreshed(&with("2026-11-30T12:30:00Z"), now).status,
+            Status::Ok
+        );
+        let late = refreshed(&with("2026-11-30T12:05:00Z"), now);
+        assert_eq!(late.status, Status::Failed);
+        assert!(late.message.contains("nothing refreshes it"), "{late:?}");
+        assert_eq!(
+            refreshed(&with("2026-11-30T11:00:00Z"), now).status,
+            Status::Failed
+        );
+        let none = GhSecret::parse(
+            &SecretString::new(
+                serde_json::json!({"kind": "app-installation-token", "app_id": 1,
+                "installation_id": 2, "private_key_secret_arn": "arn:k"})
+                .to_string(),
+            ),
+            AWSCURRENT,
+        )
+        .unwrap();
+        assert_eq!(refreshed(&none, now).status, Status::NotVerified);
     }
 }

@@ -294,4 +294,11 @@ impl Target for GitHubToken {
     async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error> {
         self.pick(v).await?.retire(v, when).await
     }
+
+    /// Installation tokens expire within the hour, so the templates refresh them on a schedule
+    /// (`shared::refresh`); a pending token a failed rotation left serves nobody. A deploy key's
+    /// left-over pending key is ours by its title, and the next retirement deletes it.
+    fn refreshable(&self) -> bool {
+        true
+    }
 }

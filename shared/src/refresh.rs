@@ -1,0 +1,76 @@
+//! A refresh outside Secrets Manager's rotation, for credentials that expire on their own (GitHub
+//! installation tokens live an hour; Secrets Manager schedules a rotation at most every four).
+//! A schedule invokes the function with `{"Step": "refresh", "SecretId": "..."}`, and the function
+//! runs the four steps itself for a version of its own.
+//!
+//! Why not `RotateSecret` on a schedule: while a failed rotation leaves `AWSPENDING` on a version,
+//! Secrets Manager refuses every new one, so one GitHub 5xx or one Lambda timeout could let the
+//! current credential expire. A refresh first drops such a leftover `AWSPENDING` (for these
+//! targets a pending value serves nobody and dies on its own), so one failure never keeps the
+//! next refresh from starting. Everything else is the protocol's own steps.
+
+use crate::config::Retire;
+use crate::error::{Error, StepError};
+use crate::event::{RotationEvent, Step};
+use crate::protocol::{self, Outcome};
+use crate::store::{AWSPENDING, SecretStore, move_label};
+use crate::target::{Target, Versions};
+use std::time::SystemTime;
+
+/// One refresh of `secret_id`; the error names the secret, the step and the version.
+pub async fn run(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    secret_id: &str,
+    deadline: Option<SystemTime>,
+    retire: Retire,
+) -> Result<Outcome, StepError> {
+    let token = crate::random::version_id();
+    let fail = |secret: &str, step: Step, error: Error| StepError {
+        secret: secret.to_owned(),
+        step,
+        version: token.clone(),
+        error,
+    };
+    let mut meta = store
+        .describe(secret_id)
+        .await
+        .map_err(|e| fail(secret_id, Step::Create, e.into()))?;
+    let arn = meta.arn.clone();
+    if !target.refreshable() {
+        return Err(fail(
+            &arn,
+            Step::Create,
+            Error::Gate("this function has no refresh; schedule RotateSecret instead".into()),
+        ));
+    }
+    if !meta.rotation_enabled {
+        return Err(fail(
+            &arn,
+            Step::Create,
+            Error::Gate("rotation is not enabled for this secret".into()),
+        ));
+    }
+    if let Some(stuck) = meta.labels.rotation_in_progress().map(str::to_owned) {
+        store
+            .move_stage(&arn, AWSPENDING, None, Some(&stuck))
+            .await
+            .map_err(|e| fail(&arn, Step::Create, e.into()))?;
+        move_label(&mut meta.labels, AWSPENDING, None, Some(&stuck))
+            .map_err(|e| fail(&arn, Step::Create, e.into()))?;
+        tracing::warn!(
+            version = %stuck,
+            "an earlier rotation left AWSPENDING on a version; removed it so this refresh can run"
+        );
+    }
+    let versions = Versions::new(store, meta, &token, deadline);
+    let event = RotationEvent::new(Step::Create, &arn, &token);
+    protocol::create(store, target, &versions, &event, retire)
+        .await
+        .map_err(|e| fail(&arn, Step::Create, e))?;
+    for step in [Step::Set, Step::Test, Step::Finish] {
+        let event = RotationEvent::new(step, &arn, &token);
+        protocol::run_step(store, target, &event, deadline, retire).await?;
+    }
+    Ok(Outcome::Done)
+}
