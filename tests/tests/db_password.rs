@@ -635,11 +635,14 @@ async fn a_clone_without_the_original_privileges_is_never_promoted() {
                 .unwrap();
             let (clone, pw) = creds(&rig.value(&arn, AWSPENDING).await);
             assert_eq!(clone, format!("{user}_clone"));
-            // The clone as a crash could leave it: the pending password, no privileges.
+            // The clone as a crash could leave it: the pending password, no privileges (on
+            // PostgreSQL the role is created in the original role in one statement, so a crash
+            // leaves it a member without its attributes or settings).
             let bare = match kind {
                 Kind::Postgres => format!(
-                    "CREATE ROLE {} LOGIN PASSWORD '{pw}'",
-                    e2e::db::pg_ident(&clone)
+                    "CREATE ROLE {} LOGIN PASSWORD '{pw}' IN ROLE {}",
+                    e2e::db::pg_ident(&clone),
+                    e2e::db::pg_ident(&user)
                 ),
                 Kind::MariaDb => {
                     format!("CREATE USER {} IDENTIFIED BY '{pw}'", kind.grantee(&clone))
@@ -1381,4 +1384,77 @@ async fn mariadb_dual_passwords_keep_a_cached_consumer_working_until_retirement(
         .chain([sp.as_str()])
         .collect();
     rig.assert_no_leak(&seen);
+}
+
+/// The mirror of `privileges_flow_only_to_the_pending_user`: the writer's own user is `mallory`,
+/// and an unrelated `mallory_clone` exists with a password and privileges of its own. The
+/// rotation never resets its password nor hands it to the writer (review of #19).
+#[tokio::test]
+async fn an_unrelated_clone_is_never_taken_over() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let writer = unique_user("mallory");
+        let other = format!("{writer}_clone");
+        let table = kind.table(&unique_user("t"));
+        kind.create_user(&writer, "Writer-pw-1").await;
+        kind.create_user(&other, "Other-owner-pw-1").await;
+        kind.admin(&[
+            format!("CREATE TABLE {table} (id int)"),
+            format!("GRANT SELECT ON {table} TO {}", kind.grantee(&other)),
+        ])
+        .await;
+        let mut rig = Rig::new(&[]).await;
+        let (arn, _) = alternating_secret(&rig, kind, &writer, "Writer-pw-1").await;
+        let err = fails_at_set(&mut rig, &arn, "Writer-pw-1").await;
+        assert!(
+            err.contains(&format!(
+                "a user `{other}` exists that is not the clone of `{writer}`"
+            )),
+            "{}: {err}",
+            kind.engine()
+        );
+        kind.login(&other, "Other-owner-pw-1")
+            .await
+            .expect("the other user's password is unchanged");
+        assert!(!kind.can_select(&writer, "Writer-pw-1", &table).await);
+        rig.assert_no_leak(&["Writer-pw-1", "Other-owner-pw-1"]);
+    }
+}
+
+/// A hostile PostgreSQL server (single-user mode: the writer picks the host) answers the start-up
+/// with a message declaring 2 GiB and streams it: the session stops reading at 8 MiB with an error
+/// that says so, and the function's memory stays small (review of #19: it reached 2.1 GB).
+#[tokio::test]
+async fn a_server_sending_an_endless_message_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut startup = [0u8; 1024];
+                let _ = conn.read(&mut startup).await;
+                let mut head = vec![b'R'];
+                head.extend_from_slice(&0x7FFF_FFF0u32.to_be_bytes());
+                if conn.write_all(&head).await.is_err() {
+                    return;
+                }
+                let zeros = vec![0u8; 1 << 20];
+                for _ in 0..2048 {
+                    if conn.write_all(&zeros).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut rig = Rig::new(&[]).await;
+    let mut value = Kind::Postgres.secret(&unique_user("endless"), "Some-pw-1");
+    value["port"] = json!(port);
+    value["ssl"] = json!(false);
+    let arn = rig.secret("db-endless", &value).await;
+    let err = fails_at_set(&mut rig, &arn, "Some-pw-1").await;
+    server.abort();
+    assert!(err.contains("more than 8 MiB"), "{err}");
+    let peak = rig.function.peak_rss_kib().unwrap();
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
 }

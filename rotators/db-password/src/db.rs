@@ -160,6 +160,9 @@ pub trait Session: Send {
     /// Every way the privileges of `clone` differ from those of `original`.
     async fn differences(&mut self, original: &str, clone: &str) -> Result<Vec<String>, String>;
 
+    /// What an existing `clone` holds that `original` does not (empty when it does not exist).
+    async fn clone_extras(&mut self, original: &str, clone: &str) -> Result<Vec<String>, String>;
+
     /// As an administrator, dual passwords: every account of `user` accepts `password` beside
     /// `keep`. Idempotent. Engines with one password per user refuse.
     async fn add_password(

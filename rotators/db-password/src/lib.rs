@@ -193,6 +193,7 @@ impl Target for DbPassword {
             .await
             .map(drop)
             .map_err(Error::target);
+        let proved = login.is_ok();
         checks.push(Check::of(
             "current credentials",
             format!(
@@ -239,6 +240,17 @@ impl Target for DbPassword {
             ),
         ));
         let place = master_place(&master, &current);
+        if !proved {
+            // As in every step: no master login before the current credentials proved themselves.
+            checks.push(Check::of(
+                "master credentials",
+                "not tried",
+                Err::<(), _>(Error::target(
+                    "the AWSCURRENT credentials do not log in, so the master secret is not used",
+                )),
+            ));
+            return checks;
+        }
         let detail = format!(
             "master user {:?} logs in at {}",
             master.username,
@@ -583,6 +595,21 @@ impl DbPassword {
                 return Err(Error::target(format!(
                     "the current user `{clone}` does not hold the privileges of `{original}`, so `{original}`'s password is not changed: {}",
                     differences.join("; ")
+                )));
+            }
+        }
+        // A role already named like the clone must be this pair's: holding nothing the original
+        // does not (a crash may have left it before its privileges arrived). Another role of
+        // that name is never taken over.
+        if pending_is_clone {
+            let extras = conn
+                .clone_extras(&original, &clone)
+                .await
+                .map_err(Error::target)?;
+            if !extras.is_empty() {
+                return Err(Error::target(format!(
+                    "a user `{clone}` exists that is not the clone of `{original}`, so its password is not changed: {}",
+                    extras.join("; ")
                 )));
             }
         }

@@ -5,6 +5,7 @@
 
 use crate::db::{self, Clock, Session, Settings};
 use crate::mysql_wire::{self, Failure, Row};
+use crate::net::Bounded;
 use crate::privileges::{self, MyAccount};
 use crate::secret::DbSecret;
 use crate::sql;
@@ -33,7 +34,7 @@ fn first_column(rows: Vec<Row>) -> Vec<String> {
 }
 
 pub async fn login(
-    tcp: TcpStream,
+    tcp: Bounded<TcpStream>,
     target: &DbSecret,
     login: &DbSecret,
     s: &Settings,
@@ -357,6 +358,15 @@ impl Session for MySession {
                     .into(),
             ),
         }
+    }
+
+    async fn clone_extras(&mut self, original: &str, clone: &str) -> Result<Vec<String>, String> {
+        let c = self.accounts(clone).await?;
+        if c.is_empty() {
+            return Ok(Vec::new());
+        }
+        let o = self.accounts(original).await?;
+        Ok(privileges::my_extras(original, clone, &o, &c))
     }
 
     async fn differences(&mut self, original: &str, clone: &str) -> Result<Vec<String>, String> {

@@ -33,7 +33,9 @@ const UTF8MB4: u8 = 45;
 /// The largest packet read (and announced to the server): the function's answers are a few rows
 /// of names and grants, and it runs in 128 MB.
 pub const MAX_PACKET: usize = 1 << 20;
-/// The most rows and bytes one result may hold.
+/// The most columns, rows and bytes one result may hold (the function's queries have at most 4
+/// columns; each value costs memory beyond its bytes on the wire).
+pub const MAX_COLUMNS: u64 = 64;
 pub const MAX_ROWS: usize = 10_000;
 pub const MAX_RESULT: usize = 4 << 20;
 
@@ -456,6 +458,9 @@ impl Conn {
         let columns = Reader(&first)
             .lenenc()?
             .ok_or_else(|| bad("column count"))?;
+        if columns > MAX_COLUMNS {
+            return Err(bad(format!("a result of {columns} columns")).into());
+        }
         for _ in 0..columns {
             self.read_packet().await?;
         }

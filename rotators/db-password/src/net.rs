@@ -41,11 +41,63 @@ pub fn client_config(ca_pem: &[u8]) -> Result<Arc<ClientConfig>, String> {
     Ok(Arc::new(config))
 }
 
-/// A TCP connection to `host:port` with `TCP_NODELAY` set before the first byte is sent.
-pub async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+/// The most one session reads from its server. A rotation's answers are a few KiB; a server
+/// sending more is hostile (tokio-postgres buffers a message of any declared length, up to 2 GiB).
+pub const SESSION_READ_LIMIT: usize = 8 << 20;
+
+/// A TCP connection to `host:port` with `TCP_NODELAY` set before the first byte is sent, reading
+/// at most `SESSION_READ_LIMIT` bytes.
+pub async fn connect(host: &str, port: u16) -> std::io::Result<Bounded<TcpStream>> {
     let stream = TcpStream::connect((host, port)).await?;
     stream.set_nodelay(true)?;
-    Ok(stream)
+    Ok(Bounded {
+        inner: stream,
+        left: SESSION_READ_LIMIT,
+    })
+}
+
+/// A stream that fails once it has read its limit (give or take one read).
+pub struct Bounded<S> {
+    inner: S,
+    left: usize,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            return Poll::Ready(Err(std::io::Error::other(format!(
+                "the server sent more than {} MiB on one session, where a rotation reads a few KiB",
+                SESSION_READ_LIMIT >> 20
+            ))));
+        }
+        let before = buf.filled().len();
+        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let read = buf.filled().len() - before;
+        self.left = self.left.saturating_sub(read);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Starts TLS on `stream`, verifying the certificate against `host`.
@@ -72,12 +124,15 @@ pub struct PgTls {
     pub host: String,
 }
 
-impl tokio_postgres::tls::TlsConnect<TcpStream> for PgTls {
-    type Stream = PgTlsStream;
+impl<S> tokio_postgres::tls::TlsConnect<S> for PgTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = PgTlsStream<S>;
     type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = std::io::Result<PgTlsStream>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<PgTlsStream<S>>> + Send>>;
 
-    fn connect(self, stream: TcpStream) -> Self::Future {
+    fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
             start_tls(self.config, &self.host, stream)
                 .await
@@ -86,9 +141,9 @@ impl tokio_postgres::tls::TlsConnect<TcpStream> for PgTls {
     }
 }
 
-pub struct PgTlsStream(TlsStream<TcpStream>);
+pub struct PgTlsStream<S>(TlsStream<S>);
 
-impl tokio_postgres::tls::TlsStream for PgTlsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for PgTlsStream<S> {
     /// No channel binding: the certificate is already verified against the host name, which is
     /// what binding would add; the server accepts plain SCRAM-SHA-256 from a TLS client.
     fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
@@ -96,7 +151,7 @@ impl tokio_postgres::tls::TlsStream for PgTlsStream {
     }
 }
 
-impl AsyncRead for PgTlsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PgTlsStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -106,7 +161,7 @@ impl AsyncRead for PgTlsStream {
     }
 }
 
-impl AsyncWrite for PgTlsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -7,6 +7,7 @@
 
 use crate::db::{Clock, Session, Settings};
 use crate::net;
+use crate::net::Bounded;
 use crate::privileges::{self, PG_ATTRIBUTES, PgRole};
 use crate::secret::DbSecret;
 use crate::sql;
@@ -39,7 +40,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 pub async fn login(
-    tcp: TcpStream,
+    tcp: Bounded<TcpStream>,
     target: &DbSecret,
     login: &DbSecret,
     s: &Settings,
@@ -301,6 +302,17 @@ impl Session for PgSession {
                 _ => vec![format!("role `{original}` or `{clone}` does not exist")],
             },
         )
+    }
+
+    async fn clone_extras(&mut self, original: &str, clone: &str) -> Result<Vec<String>, String> {
+        let Some(c) = self.role(clone).await? else {
+            return Ok(Vec::new());
+        };
+        let o = self
+            .role(original)
+            .await?
+            .ok_or_else(|| format!("role `{original}` does not exist"))?;
+        Ok(privileges::pg_extras(original, clone, &o, &c))
     }
 
     async fn owner_differences(

@@ -53,6 +53,57 @@ pub fn pg_differences(original: &str, clone: &str, o: &PgRole, c: &PgRole) -> Ve
     out
 }
 
+/// What an existing clone holds that the original does not. A role named like the clone that is
+/// not yet this pair's (not a member of the original, or with more) is not taken over: its new
+/// password would hand the secret's writer what it holds.
+pub fn pg_extras(original: &str, clone: &str, o: &PgRole, c: &PgRole) -> Vec<String> {
+    let mut out = Vec::new();
+    if !c.member_of.contains(original) {
+        out.push(format!("`{clone}` is not a member of `{original}`"));
+    }
+    for r in c
+        .member_of
+        .iter()
+        .filter(|r| *r != original && !o.member_of.contains(*r))
+    {
+        out.push(format!(
+            "`{clone}` is a member of `{r}` but `{original}` is not"
+        ));
+    }
+    for (name, value) in &c.attributes {
+        if value == "true" && o.attributes.get(name).map(String::as_str) != Some("true") {
+            out.push(format!(
+                "attribute {name} is true for `{clone}` but not for `{original}`"
+            ));
+        }
+    }
+    out
+}
+
+/// MySQL/MariaDB: accounts and grants an existing clone holds that the original does not.
+pub fn my_extras(
+    original: &str,
+    clone: &str,
+    o: &BTreeMap<String, MyAccount>,
+    c: &BTreeMap<String, MyAccount>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (host, b) in c {
+        let Some(a) = o.get(host) else {
+            out.push(format!(
+                "`{clone}` has an account on host `{host}` but `{original}` has none"
+            ));
+            continue;
+        };
+        for g in b.grants.difference(&a.grants) {
+            out.push(format!(
+                "on host `{host}`: `{clone}` has `{g}` that `{original}` has not"
+            ));
+        }
+    }
+    out
+}
+
 /// A MySQL/MariaDB account on one host: its grants (role grants and `SET DEFAULT ROLE` included,
 /// each rewritten for a neutral account so two users compare) and its `REQUIRE` clause.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -165,6 +216,48 @@ mod tests {
         ] {
             assert!(d.contains(want), "{d}");
         }
+    }
+
+    #[test]
+    fn an_existing_clone_with_more_than_the_original_is_not_this_pairs() {
+        let o = role(&[("rolcreatedb", "false")], &["readers"]);
+        let cases: &[(PgRole, &[&str])] = &[
+            (role(&[("rolcreatedb", "false")], &["app", "readers"]), &[]),
+            // A crash's clone: a member, attributes not yet copied (copied before use).
+            (role(&[("rolcreatedb", "false")], &["app"]), &[]),
+            (
+                role(&[("rolcreatedb", "false")], &[]),
+                &["`app_clone` is not a member of `app`"],
+            ),
+            (
+                role(&[("rolcreatedb", "true")], &["app", "admins"]),
+                &[
+                    "`app_clone` is a member of `admins` but `app` is not",
+                    "attribute rolcreatedb is true for `app_clone` but not for `app`",
+                ],
+            ),
+        ];
+        for (c, want) in cases {
+            assert_eq!(pg_extras("app", "app_clone", &o, c), *want, "{c:?}");
+        }
+        let account = |grants: &[&str]| MyAccount {
+            grants: grants.iter().map(|g| g.to_string()).collect(),
+            require: "NONE".into(),
+        };
+        let o = BTreeMap::from([("%".to_string(), account(&["USAGE", "SELECT db"]))]);
+        let bare = BTreeMap::from([("%".to_string(), account(&["USAGE"]))]);
+        assert!(my_extras("app", "app_clone", &o, &bare).is_empty());
+        let more = BTreeMap::from([
+            ("%".to_string(), account(&["USAGE", "SELECT other"])),
+            ("10.0.0.1".to_string(), account(&["USAGE"])),
+        ]);
+        assert_eq!(
+            my_extras("app", "app_clone", &o, &more),
+            [
+                "on host `%`: `app_clone` has `SELECT other` that `app` has not",
+                "`app_clone` has an account on host `10.0.0.1` but `app` has none",
+            ]
+        );
     }
 
     #[test]
