@@ -166,9 +166,10 @@ stack_start() {
 }
 
 stack_stop() {
+  local pids=() pid
   for pid in "$STACK_DIR/moto.pid" "$STACK_DIR/moto-auth.pid"; do
     if [ -f "$pid" ]; then
-      kill "$(cat "$pid")" 2>/dev/null || true
+      pids+=("$(cat "$pid")")
       rm -f "$pid"
     fi
   done
@@ -176,9 +177,16 @@ stack_stop() {
   tmp=$(cat "$STACK_DIR/tmp" 2>/dev/null || true)
   if [ -n "$tmp" ] && [ -d "$tmp" ]; then
     [ -f "$tmp/pg.bin" ] && as_pg "$(cat "$tmp/pg.bin")/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1
-    [ -f "$tmp/mariadb/pid" ] && kill "$(cat "$tmp/mariadb/pid")" 2>/dev/null
-    sleep 0.5
-    rm -rf "$tmp"
+    [ -f "$tmp/mariadb/pid" ] && pids+=("$(cat "$tmp/mariadb/pid")")
   fi
+  [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
+  # Wait until they are gone (MariaDB takes a moment), so none outlives the script that started
+  # them (tests/tests/stack_lifecycle.rs); then force what is left.
+  for _ in $(seq 1 50); do
+    [ ${#pids[@]} -gt 0 ] && kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.2
+  done
+  [ ${#pids[@]} -eq 0 ] || kill -9 "${pids[@]}" 2>/dev/null || true
+  [ -n "$tmp" ] && [ -d "$tmp" ] && rm -rf "$tmp"
   rm -f "$STACK_DIR/tmp"
 }

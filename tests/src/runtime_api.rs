@@ -187,6 +187,11 @@ impl Function {
         }
     }
 
+    /// Whether the process has exited (it crashed, or failed at start-up).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().map_or(true, |s| s.is_some())
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }

@@ -175,3 +175,90 @@ async fn a_bad_password_setting_stops_the_function_at_start_up() {
         "{logs}"
     );
 }
+
+// ---- the `rotate-local` command --------------------------------------------------------------
+
+fn rotate_local(
+    args: &[&str],
+    env: &[(&str, &str)],
+    unset: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rotate-local"));
+    cmd.args(args).envs(env.iter().copied());
+    for name in unset {
+        cmd.env_remove(name);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn rotate_local_help_says_how_to_use_it_and_the_log_level() {
+    for flag in ["--help", "-h"] {
+        let (status, out, err) = rotate_local(&[flag], &[], &[]);
+        assert_eq!(status, Some(0), "{flag}: {err}");
+        for part in [
+            "usage: rotate-local",
+            "--secret-id",
+            "--logs",
+            "LOG_LEVEL",
+            "stack_start",
+        ] {
+            assert!(out.contains(part), "{flag} should mention {part}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn rotate_local_without_the_stack_says_how_to_start_it() {
+    let args = ["--secret-id", "s", "--function", "/bin/true"];
+    // A port nothing listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let closed = format!("http://{closed}");
+    for (env, unset) in [
+        (vec![], vec!["AWS_ENDPOINT_URL"]),
+        (vec![("AWS_ENDPOINT_URL", closed.as_str())], vec![]),
+    ] {
+        let (status, _, err) = rotate_local(&args, &env, &unset);
+        assert_eq!(status, Some(2), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains("the local stack is not running")
+                && err.contains(". scripts/stack.sh && stack_start"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rotate_local_prints_a_start_up_error_without_logs() {
+    let client = stack::client().await;
+    let arn = stack::create_secret(
+        &client,
+        &stack::unique("cli-startup"),
+        r#"{"password":"p0"}"#,
+    )
+    .await;
+    let binary = e2e::workspace_binary(BINARY);
+    let args = [
+        "--secret-id",
+        arn.as_str(),
+        "--function",
+        binary.to_str().unwrap(),
+        "--env",
+        "PASSWORD_LENGTH=lots",
+    ];
+    let (status, out, err) = rotate_local(&args, &[], &[]);
+    assert_eq!(status, Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("PASSWORD_LENGTH must be a whole number"),
+        "{out}\n{err}"
+    );
+}

@@ -79,9 +79,23 @@ impl GhSecret {
                         !a.is_empty() && a.iter().all(|n| n.as_str().is_some_and(valid_repo_name))
                     })
                 {
-                    return Err(bad(
-                        "field `repositories` must be a non-empty list of repository names".into(),
-                    ));
+                    // `owner/repo` is how repositories are usually named, but the token API takes
+                    // bare names (the installation's account is the owner): say so.
+                    let with_owner = r
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| n.as_str())
+                        .find(|n| n.contains('/'));
+                    return Err(bad(match with_owner {
+                        Some(n) => format!(
+                            "field `repositories` names `{n}`: give each repository's name without \
+                             its owner (`{}`); the installation's account is the owner",
+                            n.rsplit('/').next().unwrap_or_default()
+                        ),
+                        None => "field `repositories` must be a non-empty list of repository names"
+                            .into(),
+                    }));
                 }
                 if let Some(p) = fields.get("permissions")
                     && !p.as_object().is_some_and(|m| {
@@ -248,6 +262,13 @@ mod tests {
         let mut b = base.clone();
         b["repositories"] = serde_json::json!([]);
         assert!(parse(b).unwrap_err().contains("field `repositories`"));
+        let mut b = base.clone();
+        b["repositories"] = serde_json::json!(["acme/app"]);
+        let err = parse(b).unwrap_err();
+        assert!(
+            err.contains("`acme/app`") && err.contains("without its owner (`app`)"),
+            "{err}"
+        );
         let mut b = base.clone();
         b["permissions"] = serde_json::json!({"contents": "admin"});
         assert!(parse(b).unwrap_err().contains("field `permissions`"));
