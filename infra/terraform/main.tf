@@ -106,6 +106,15 @@ resource "aws_iam_role_policy" "rotator" {
           }
         },
         {
+          # The pre-flight before a secret is switched to this function (README, "Before you turn
+          # rotation on"): read-only, on secrets whose tag rotation:preflight names this function.
+          Sid       = "PreflightReadsSecretsTaggedForIt"
+          Effect    = "Allow"
+          Action    = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+          Resource  = "*"
+          Condition = { StringEquals = { "aws:ResourceTag/rotation:preflight" = "${var.name_prefix}-${each.key}" } }
+        },
+        {
           Sid      = "OwnLogs"
           Effect   = "Allow"
           Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]

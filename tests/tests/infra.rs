@@ -329,3 +329,211 @@ fn the_translated_sam_template_lints_clean_and_gives_the_db_role_its_eni_rights_
         String::from_utf8_lossy(&lint.stderr)
     );
 }
+
+/// A value of the translated template with the pseudo parameters of a stack named `stack` in
+/// us-east-1 (`Fn::Sub` only; anything else is not expected in a statement).
+fn resolve(v: &serde_json::Value) -> String {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        v if v["Fn::Sub"].is_string() => v["Fn::Sub"].as_str().unwrap().to_owned(),
+        other => panic!("unexpected value in a statement: {other}"),
+    };
+    let text = text
+        .replace("${AWS::StackName}", "stack")
+        .replace("${AWS::Partition}", "aws")
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${AWS::AccountId}", "123456789012");
+    assert!(!text.contains("${"), "unresolved: {text}");
+    text
+}
+
+fn glob(pattern: &str, value: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == value,
+        Some((head, tail)) => {
+            value.starts_with(head)
+                && (0..=value.len() - head.len()).any(|i| glob(tail, &value[head.len() + i..]))
+        }
+    }
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().map(resolve).collect(),
+        v => vec![resolve(v)],
+    }
+}
+
+/// The unconditional statements (no `Fn::If`) of a function's role in the translated defaults.
+fn role_statements(template: &serde_json::Value, function: &str) -> Vec<serde_json::Value> {
+    let resources = &template["Resources"];
+    let role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{function}'s role is the one SAM makes"));
+    let mut found = Vec::new();
+    for policy in resources[role]["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+    {
+        for s in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+            if s.get("Fn::If").is_none() {
+                assert_eq!(s["Effect"], "Allow", "{s}");
+                found.push(s.clone());
+            }
+        }
+    }
+    found
+}
+
+/// IAM's answer for an identity policy of Allow statements whose conditions are `StringEquals`:
+/// allowed when a statement matches the action and resource and every condition key it names is
+/// in `context` with a listed value (a key absent from the request never matches).
+fn allowed(
+    statements: &[serde_json::Value],
+    action: &str,
+    resource: &str,
+    context: &[(&str, &str)],
+) -> bool {
+    statements.iter().any(|s| {
+        let conditions = s["Condition"].as_object().cloned().unwrap_or_default();
+        strings(&s["Action"]).iter().any(|a| glob(a, action))
+            && strings(&s["Resource"]).iter().any(|r| glob(r, resource))
+            && conditions.iter().all(|(op, keys)| {
+                assert_eq!(op, "StringEquals", "no evaluator for {op} in {s}");
+                keys.as_object().unwrap().iter().all(|(key, want)| {
+                    context
+                        .iter()
+                        .any(|(k, v)| k == key && strings(want).iter().any(|w| w == v))
+                })
+            })
+    })
+}
+
+/// The pre-flight before a secret is switched from another rotation function (AWS's SAR app) to
+/// this one: Secrets Manager then gives `AllowRotationLambdaArn` as the other function, so every
+/// read was denied. A secret tagged `rotation:preflight` = this function's name may be read, and
+/// only read; a tag naming another function gives nothing.
+#[test]
+fn the_preflight_may_read_a_secret_tagged_for_it_before_the_switch_and_never_write() {
+    let template = translated("defaults");
+    let functions: Vec<(String, String)> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
+        .map(|(id, r)| (id.clone(), resolve(&r["Properties"]["FunctionName"])))
+        .collect();
+    assert!(functions.len() >= 4, "{functions:?}");
+    let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-AbCdEf";
+    let rotation_key = "secretsmanager:resource/AllowRotationLambdaArn";
+    let sar = "arn:aws:lambda:us-east-1:123456789012:function:SecretsManagerRDSPostgreSQLRotationSingleUser";
+    let tag = "aws:ResourceTag/rotation:preflight";
+    let reads = [
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+    ];
+    let writes = [
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+        "secretsmanager:ListSecretVersionIds",
+    ];
+    for (id, name) in &functions {
+        let st = role_statements(&template, id);
+        let own = format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
+        // The evaluator sees today's grant: everything on a secret this function rotates.
+        for action in reads.iter().chain(&writes) {
+            assert!(
+                allowed(&st, action, secret, &[(rotation_key, &own)]),
+                "{id}: {action}"
+            );
+        }
+        for context in [vec![], vec![(rotation_key, sar)]] {
+            for action in reads.iter().chain(&writes) {
+                assert!(
+                    !allowed(&st, action, secret, &context),
+                    "{id}: {action} on an untagged secret with {context:?}"
+                );
+            }
+            let mut tagged = context.clone();
+            tagged.push((tag, name.as_str()));
+            for action in reads {
+                assert!(
+                    allowed(&st, action, secret, &tagged),
+                    "{id}: the pre-flight cannot {action} a secret tagged for it with {context:?}"
+                );
+            }
+            for action in writes {
+                assert!(
+                    !allowed(&st, action, secret, &tagged),
+                    "{id}: the tag grants {action}"
+                );
+            }
+            let mut other = context.clone();
+            other.push((tag, "stack-some-other-function"));
+            for action in reads.iter().chain(&writes) {
+                assert!(
+                    !allowed(&st, action, secret, &other),
+                    "{id}: a tag naming another function grants {action}"
+                );
+            }
+        }
+    }
+    // Terraform: the same statement, read-only, keyed on the function's name.
+    let tf = read("infra/terraform/main.tf");
+    let at = tf
+        .find("Sid       = \"PreflightReadsSecretsTaggedForIt\"")
+        .expect("Terraform grants the pre-flight's reads on tagged secrets");
+    let statement = &tf[at..at + tf[at..].find("\n        },").unwrap()];
+    assert!(
+        statement.contains(
+            "Action    = [\"secretsmanager:DescribeSecret\", \"secretsmanager:GetSecretValue\"]"
+        ) && statement.contains(
+            "{ \"aws:ResourceTag/rotation:preflight\" = \"${var.name_prefix}-${each.key}\" }"
+        ),
+        "{statement}"
+    );
+}
+
+/// `iam:SimulatePrincipalPolicy` (the pre-flight's write check) on the function's own role only,
+/// not every role of the stack.
+#[test]
+fn each_function_may_simulate_only_its_own_role() {
+    let template = translated("defaults");
+    let resources = template["Resources"].as_object().unwrap();
+    let functions: Vec<&String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
+        .map(|(id, _)| id)
+        .collect();
+    let role_arn = |f: &str| format!("arn:aws:iam::123456789012:role/stack-{f}Role-1A2B3C4D5E6F");
+    for f in &functions {
+        let st = role_statements(&template, f);
+        for g in &functions {
+            assert_eq!(
+                allowed(&st, "iam:SimulatePrincipalPolicy", &role_arn(g), &[]),
+                f == g,
+                "{f} simulating {g}'s role"
+            );
+        }
+    }
+}
+
+/// No literal `arn:aws:`: GovCloud (`aws-us-gov`) and China (`aws-cn`) have other partitions.
+#[test]
+fn no_template_names_the_aws_partition_literally() {
+    let mut files = vec!["infra/template.yaml".to_string()];
+    for entry in std::fs::read_dir(workspace().join("infra/terraform")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tf") {
+            files.push(format!(
+                "infra/terraform/{}",
+                path.file_name().unwrap().to_string_lossy()
+            ));
+        }
+    }
+    for file in files {
+        for (n, line) in read(&file).lines().enumerate() {
+            assert!(!line.contains("arn:aws:"), "{file}:{}: {line}", n + 1);
+        }
+    }
+}
