@@ -24,6 +24,9 @@ pub enum Error {
     /// error): no retry can make it work, so the protocol abandons the pending version.
     #[error("{0}")]
     Dead(String),
+    /// The step's time budget ran out (`retry::within_budget`); names what was slow.
+    #[error("{0}")]
+    OutOfTime(String),
 }
 
 impl Error {
@@ -50,6 +53,7 @@ impl Error {
             Error::Value { .. } => "value",
             Error::Target(_) => "target",
             Error::Dead(_) => "dead-pending",
+            Error::OutOfTime(_) => "out-of-time",
         }
     }
 }

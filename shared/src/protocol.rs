@@ -4,6 +4,7 @@ use crate::config::Retire;
 use crate::error::{Error, StepError};
 use crate::event::{RotationEvent, Step};
 use crate::gate::{self, Gate};
+use crate::retry;
 use crate::store::{AWSCURRENT, AWSPENDING, SecretStore, StoreError};
 use crate::target::{Target, TargetKind, Versions};
 use std::time::SystemTime;
@@ -26,8 +27,29 @@ impl Outcome {
 }
 
 /// Runs one step of one rotation: one `DescribeSecret` for the gate, then the step. `retire` says
-/// when the previous credential is retired (`RETIRE_PREVIOUS`).
+/// when the previous credential is retired (`RETIRE_PREVIOUS`). Every call of the step shares one
+/// time budget, so a slow service fails the step with our error before Lambda kills it.
 pub async fn run_step(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    event: &RotationEvent,
+    deadline: Option<SystemTime>,
+    retire: Retire,
+) -> Result<Outcome, StepError> {
+    let step = gated_step(store, target, event, deadline, retire);
+    retry::within_budget(deadline, step)
+        .await
+        .unwrap_or_else(|slow| {
+            Err(StepError {
+                secret: event.secret_id.clone(),
+                step: event.step,
+                version: event.token.clone(),
+                error: Error::OutOfTime(slow),
+            })
+        })
+}
+
+async fn gated_step(
     store: &dyn SecretStore,
     target: &dyn Target,
     event: &RotationEvent,

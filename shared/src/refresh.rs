@@ -17,7 +17,8 @@ use crate::store::{AWSPENDING, SecretStore, move_label};
 use crate::target::{Target, Versions};
 use std::time::SystemTime;
 
-/// One refresh of `secret_id`; the error names the secret, the step and the version.
+/// One refresh of `secret_id`; the error names the secret, the step and the version. The whole
+/// refresh runs under the invocation's time budget, as every step does.
 pub async fn run(
     store: &dyn SecretStore,
     target: &dyn Target,
@@ -26,10 +27,31 @@ pub async fn run(
     retire: Retire,
 ) -> Result<Outcome, StepError> {
     let token = crate::random::version_id();
+    let steps = refresh(store, target, secret_id, &token, deadline, retire);
+    crate::retry::within_budget(deadline, steps)
+        .await
+        .unwrap_or_else(|slow| {
+            Err(StepError {
+                secret: secret_id.to_owned(),
+                step: Step::Create,
+                version: token.clone(),
+                error: Error::OutOfTime(slow),
+            })
+        })
+}
+
+async fn refresh(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    secret_id: &str,
+    token: &str,
+    deadline: Option<SystemTime>,
+    retire: Retire,
+) -> Result<Outcome, StepError> {
     let fail = |secret: &str, step: Step, error: Error| StepError {
         secret: secret.to_owned(),
         step,
-        version: token.clone(),
+        version: token.to_owned(),
         error,
     };
     let mut meta = store
@@ -63,13 +85,13 @@ pub async fn run(
             "an earlier rotation left AWSPENDING on a version; removed it so this refresh can run"
         );
     }
-    let versions = Versions::new(store, meta, &token, deadline);
-    let event = RotationEvent::new(Step::Create, &arn, &token);
+    let versions = Versions::new(store, meta, token, deadline);
+    let event = RotationEvent::new(Step::Create, &arn, token);
     protocol::create(store, target, &versions, &event, retire)
         .await
         .map_err(|e| fail(&arn, Step::Create, e))?;
     for step in [Step::Set, Step::Test, Step::Finish] {
-        let event = RotationEvent::new(step, &arn, &token);
+        let event = RotationEvent::new(step, &arn, token);
         protocol::run_step(store, target, &event, deadline, retire).await?;
     }
     Ok(Outcome::Done)

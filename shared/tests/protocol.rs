@@ -161,7 +161,9 @@ proptest! {
         actions in prop::collection::vec(action(), 0..16),
         retire in retire(),
     ) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build().unwrap();
         rt.block_on(async {
             let store = MemoryStore::new();
             let faults = Faults::default();

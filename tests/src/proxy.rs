@@ -1,7 +1,7 @@
 //! An HTTP proxy between a function and moto: every AWS API call the function makes is counted by
 //! service and operation, from outside the function (the benchmarks), and an answer may be
 //! rewritten on its way back, to make a stand-in behave as the real service does (IAM's eventual
-//! consistency, `iam::lagging`).
+//! consistency, `iam::lagging`), or left unanswered (a stalled service, `start_stalling`).
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -10,6 +10,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
@@ -58,6 +59,22 @@ pub async fn start(upstream: String) -> (String, Arc<Counts>) {
 
 /// Like `start`, with every answer passed through `rewrite`.
 pub async fn start_with(upstream: String, rewrite: Option<Rewrite>) -> (String, Arc<Counts>) {
+    serve(upstream, rewrite, Arc::default()).await
+}
+
+/// Like `start`; once the flag is set, every request is taken and never answered (a service that
+/// stalls with the connection open).
+pub async fn start_stalling(upstream: String) -> (String, Arc<AtomicBool>) {
+    let stall = Arc::new(AtomicBool::new(false));
+    let (url, _) = serve(upstream, None, stall.clone()).await;
+    (url, stall)
+}
+
+async fn serve(
+    upstream: String,
+    rewrite: Option<Rewrite>,
+    stall: Arc<AtomicBool>,
+) -> (String, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let counts = Arc::new(Counts::default());
@@ -66,21 +83,26 @@ pub async fn start_with(upstream: String, rewrite: Option<Rewrite>) -> (String, 
     let shared = counts.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (client, counts, upstream, rewrite) = (
+            let (client, counts, upstream, rewrite, stall) = (
                 client.clone(),
                 shared.clone(),
                 upstream.clone(),
                 rewrite.clone(),
+                stall.clone(),
             );
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (client, counts, upstream, rewrite) = (
+                    let (client, counts, upstream, rewrite, stall) = (
                         client.clone(),
                         counts.clone(),
                         upstream.clone(),
                         rewrite.clone(),
+                        stall.clone(),
                     );
                     async move {
+                        if stall.load(Ordering::SeqCst) {
+                            std::future::pending::<()>().await;
+                        }
                         let (mut parts, body) = req.into_parts();
                         let bytes = body.collect().await?.to_bytes();
                         let op = operation(&parts, &bytes);

@@ -254,6 +254,7 @@ fn is_missing<E: ProvideErrorMetadata>(e: &E) -> bool {
 
 impl IamAccessKey {
     async fn keys(&self, user: &str) -> Result<Vec<Key>, Error> {
+        let _waiting = shared::retry::waiting_for("IAM ListAccessKeys");
         let out = self.iam.list_access_keys().user_name(user).send().await;
         let out = called("ListAccessKeys", out)
             .map_err(|e| iam_error(format!("ListAccessKeys for user {user:?}"), e))?;
@@ -271,6 +272,7 @@ impl IamAccessKey {
     }
 
     async fn delete_key(&self, user: &str, id: &str) -> Result<(), Error> {
+        let _waiting = shared::retry::waiting_for("IAM DeleteAccessKey");
         let result = self
             .iam
             .delete_access_key()
@@ -403,6 +405,7 @@ impl Target for IamAccessKey {
         self.prove_owner(v, &current).await?;
         let previous = self.previous_key(v, &current.user).await?;
         self.make_room(v, &current, previous.as_deref()).await?;
+        let _waiting = shared::retry::waiting_for("IAM CreateAccessKey");
         let out = self
             .iam
             .create_access_key()
@@ -544,6 +547,7 @@ impl Target for IamAccessKey {
         if action == OldKeyAction::Delete {
             return self.delete_key(user, &old).await;
         }
+        let _waiting = shared::retry::waiting_for("IAM UpdateAccessKey");
         let result = self
             .iam
             .update_access_key()
@@ -566,6 +570,7 @@ impl Target for IamAccessKey {
 impl IamAccessKey {
     /// The user's ARN (`iam:GetUser`).
     async fn user_arn(&self, user: &str) -> Result<String, Error> {
+        let _waiting = shared::retry::waiting_for("IAM GetUser");
         let out = self.iam.get_user().user_name(user).send().await;
         called("GetUser", out)
             .map_err(|e| iam_error(format!("GetUser {user:?}"), e))?
@@ -590,6 +595,7 @@ impl IamAccessKey {
                 .build(),
         );
         let arn = retry_until(until, || async {
+            let _waiting = shared::retry::waiting_for("STS GetCallerIdentity (with the new key)");
             let out = called("GetCallerIdentity", sts.get_caller_identity().send().await)
                 .map_err(|e| describe(&e))?;
             Ok(out.arn().unwrap_or_default().to_owned())
@@ -705,6 +711,7 @@ impl IamAccessKey {
     /// Whether the previous key was used after it stopped being current (`GetAccessKeyLastUsed`):
     /// a consumer that never refreshed. Information only; a failure to tell is logged, not fatal.
     async fn report_late_use(&self, v: &Versions<'_>, key: &str) {
+        let _waiting = shared::retry::waiting_for("IAM GetAccessKeyLastUsed");
         let out = self
             .iam
             .get_access_key_last_used()

@@ -42,6 +42,7 @@ where
 #[async_trait]
 impl SecretStore for AwsStore {
     async fn describe(&self, secret_id: &str) -> Result<SecretMeta, StoreError> {
+        let _waiting = crate::retry::waiting_for("Secrets Manager DescribeSecret");
         let out = self
             .client
             .describe_secret()
@@ -88,6 +89,7 @@ impl SecretStore for AwsStore {
         secret_id: &str,
         version_id: &str,
     ) -> Result<Option<std::time::SystemTime>, StoreError> {
+        let _waiting = crate::retry::waiting_for("Secrets Manager ListSecretVersionIds");
         let mut next: Option<String> = None;
         loop {
             let out = self
@@ -121,6 +123,7 @@ impl SecretStore for AwsStore {
         version_id: Option<&str>,
         stage: &str,
     ) -> Result<SecretValue, StoreError> {
+        let _waiting = crate::retry::waiting_for("Secrets Manager GetSecretValue");
         let out = self
             .client
             .get_secret_value()
@@ -149,6 +152,7 @@ impl SecretStore for AwsStore {
         value: &SecretString,
         rotation_token: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _waiting = crate::retry::waiting_for("Secrets Manager PutSecretValue");
         let out = self
             .client
             .put_secret_value()
@@ -171,6 +175,7 @@ impl SecretStore for AwsStore {
         to: Option<&str>,
         from: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _waiting = crate::retry::waiting_for("Secrets Manager UpdateSecretVersionStage");
         let out = self
             .client
             .update_secret_version_stage()
