@@ -1142,3 +1142,69 @@ async fn a_failed_refresh_never_blocks_the_next() {
     // Secrets Manager's own rotation is free to run again.
     rig.rotate_ok(&arn).await;
 }
+
+/// A writer who puts a value under the rotation's own version before createSecret runs (the
+/// moment between `RotateSecret` and createSecret) gets nothing: without createSecret's seal the
+/// value is dead on arrival. Their key pair is never registered, their token never promoted, and
+/// `AWSPENDING` is removed so the next rotation starts afresh.
+#[tokio::test]
+async fn a_value_planted_under_the_rotation_is_never_used() {
+    let mut rig = Rig::new(&[]).await;
+    let key_arn = rig.secret(rig.key_secret("api")).await;
+    let token_arn = rig.secret(rig.token_secret(FULL)).await;
+    let (private, public) = ed25519_public(9);
+    let mut planted_key = rig.key_secret("api");
+    planted_key["private_key"] = json!(
+        private
+            .to_openssh(ssh_key::LineEnding::LF)
+            .unwrap()
+            .to_string()
+    );
+    planted_key["public_key"] = json!(public);
+    planted_key["rotation_seal"] = json!("00".repeat(32));
+    let mut planted_token = rig.token_secret(FULL);
+    // A live token the writer holds, of another installation.
+    planted_token["token"] = json!(rig.gh.seed_token(NARROW));
+    for (arn, planted) in [(&key_arn, planted_key), (&token_arn, planted_token)] {
+        let before = rig.value(arn, AWSCURRENT).await;
+        let token = shared::random::version_id();
+        stack::begin_rotation(&rig.client, arn, &token, &stack::function_arn(BINARY))
+            .await
+            .unwrap();
+        let value = shared::SecretString::from(planted.to_string().as_str());
+        rig.store
+            .put_pending(arn, &token, &value, None)
+            .await
+            .unwrap();
+        let mut failed = None;
+        for step in Step::ALL {
+            let reply = driver::step(
+                &mut rig.function,
+                step,
+                arn,
+                &token,
+                Duration::from_secs(30),
+            );
+            if let Err(e) = reply.await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let err = failed.expect("the planted value went through every step");
+        for part in ["field `rotation_seal`", "AWSPENDING was removed"] {
+            assert!(err.contains(part), "{err} should contain {part}");
+        }
+        assert_eq!(rig.value(arn, AWSCURRENT).await, before);
+        let labels = rig.store.describe(arn).await.unwrap().labels;
+        assert_eq!(labels.version_with(AWSPENDING), None);
+    }
+    let body = public.split_whitespace().nth(1).unwrap();
+    let keys = rig.gh.state.lock().unwrap().keys["acme/api"].clone();
+    assert!(
+        !keys.iter().any(|k| k.key.contains(body)),
+        "the planted key was registered"
+    );
+    // A rotation made by the function itself still converges.
+    rig.rotate_ok(&key_arn).await;
+    rig.rotate_ok(&token_arn).await;
+}

@@ -7,7 +7,7 @@
 //! (`administration: write` on the one repository), revoked as soon as the step is done.
 
 use crate::secret::GhSecret;
-use crate::{App, api, current_and_pending, pinned};
+use crate::{App, SEAL, api, check_seal, current_and_pending, pinned, seal};
 use async_trait::async_trait;
 use serde_json::json;
 use shared::config::Retire;
@@ -137,12 +137,24 @@ impl Target for DeployKey {
 
     async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
         let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
+        let pem = self.app.app_key(v, &current).await?;
         let (private, public) = generate_key(&title(v.arn(), v.token()))?;
-        Ok(current.with(private.expose(), &[("public_key", public.into())]))
+        let sealed = seal(&pem, v, &key_body(&public));
+        Ok(current.with(
+            private.expose(),
+            &[("public_key", public.into()), (SEAL, sealed.into())],
+        ))
     }
 
     async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
         let (_, pending, _) = current_and_pending(v).await?;
+        let pem = self.app.app_key(v, &pending).await?;
+        check_seal(
+            &pending,
+            &pem,
+            v,
+            &key_body(pending.str_field("public_key")),
+        )?;
         let (owner, repo) = (pending.str_field("owner"), pending.str_field("repo"));
         let public = pending.str_field("public_key").to_owned();
         let want = title(v.arn(), v.token());
@@ -177,6 +189,13 @@ impl Target for DeployKey {
 
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
         let (_, pending, _) = current_and_pending(v).await?;
+        let pem = self.app.app_key(v, &pending).await?;
+        check_seal(
+            &pending,
+            &pem,
+            v,
+            &key_body(pending.str_field("public_key")),
+        )?;
         let (owner, repo) = (pending.str_field("owner"), pending.str_field("repo"));
         let public = pending.str_field("public_key");
         let want = title(v.arn(), v.token());

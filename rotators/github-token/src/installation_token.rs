@@ -4,7 +4,7 @@
 //! refreshes them on a schedule of its own (Secrets Manager's runs at most every four hours).
 
 use crate::secret::GhSecret;
-use crate::{App, api, current_and_pending, pinned};
+use crate::{App, SEAL, api, check_seal, current_and_pending, pinned, seal};
 use async_trait::async_trait;
 use serde_json::Value;
 use shared::config::Retire;
@@ -85,11 +85,13 @@ impl Target for InstallationToken {
                 budget(v.deadline()),
             )
             .await?;
+        let sealed = seal(&pem, v, minted.token.secret.expose());
         Ok(current.with(
             minted.token.secret.expose(),
             &[
                 ("expires_at", minted.expires_at.into()),
                 ("granted_permissions", minted.permissions),
+                (SEAL, sealed.into()),
             ],
         ))
     }
@@ -111,6 +113,8 @@ impl Target for InstallationToken {
         let (_, pending, scope) = current_and_pending(v).await?;
         let token = stored_token(&pending)
             .ok_or_else(|| Error::value(AWSPENDING, "field `token` is missing"))?;
+        let pem = self.app.app_key(v, &pending).await?;
+        check_seal(&pending, &pem, v, token.secret.expose())?;
         let reached = self
             .app
             .api

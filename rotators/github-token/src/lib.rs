@@ -202,6 +202,69 @@ fn pinned(
     Ok((s, scope))
 }
 
+/// The field that seals a value this function's createSecret made.
+pub const SEAL: &str = "rotation_seal";
+
+/// HMAC-SHA-256, keyed by the App's private key (which only this function and the App's owners
+/// hold), of the secret, the version and the credential's public part: proof that createSecret
+/// made the `AWSPENDING` value. A writer who puts a value under the rotation's version before
+/// createSecret runs cannot forge it, so setSecret and testSecret never register or promote a
+/// planted key or token. A MAC reveals nothing of its key, so it may sit in the value.
+fn mac(pem: &SecretString, arn: &str, version: &str, credential: &str) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(pem.expose().as_bytes())
+        .expect("HMAC takes a key of any length");
+    for part in [arn, version, credential] {
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    mac
+}
+
+/// The seal createSecret stores with a new value (`mac`), in hex.
+fn seal(pem: &SecretString, v: &Versions<'_>, credential: &str) -> String {
+    use hmac::Mac;
+    mac(pem, v.arn(), v.token(), credential)
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks the pending value's seal (`mac`). A value without a valid one was not made by this
+/// function: it can never pass, so it is dead and the protocol abandons it.
+fn check_seal(
+    pending: &GhSecret,
+    pem: &SecretString,
+    v: &Versions<'_>,
+    credential: &str,
+) -> Result<(), Error> {
+    use hmac::Mac;
+    let given = pending.str_field(SEAL);
+    let bytes: Option<Vec<u8>> = (given.len() == 64 && given.is_ascii())
+        .then(|| {
+            (0..32)
+                .map(|i| u8::from_str_radix(&given[2 * i..2 * i + 2], 16).ok())
+                .collect()
+        })
+        .flatten();
+    match bytes {
+        // `verify_slice` compares in constant time.
+        Some(b)
+            if mac(pem, v.arn(), v.token(), credential)
+                .verify_slice(&b)
+                .is_ok() =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::dead(format!(
+            "the AWSPENDING value's field `{SEAL}` is missing or wrong: this function's createSecret did not \
+             make it (a value written under the rotation's version by hand), so it is neither registered nor promoted"
+        ))),
+    }
+}
+
 /// `AWSCURRENT` and `AWSPENDING`, both pinned, for setSecret and testSecret: the pending value's
 /// scope. A rotation may not move the secret to another App, installation or repository.
 async fn current_and_pending(v: &Versions<'_>) -> Result<(GhSecret, GhSecret, Value), Error> {
