@@ -5,6 +5,9 @@ resource "aws_iam_user" "example" {
   count = var.create_example_secrets ? 1 : 0
   name  = "${var.name_prefix}-example"
   path  = var.iam_user_path
+  # The rotator makes this user's later keys, which Terraform does not know: without this,
+  # destroy fails with DeleteConflict.
+  force_destroy = true
 }
 
 resource "aws_iam_access_key" "example" {
@@ -23,11 +26,11 @@ locals {
       })
     } : {},
     var.create_example_secrets && var.example_db.host != "" ? { "db-password" = jsonencode(var.example_db) } : {},
-    var.create_example_secrets && length(var.github_app_key_secret_arns) > 0 ? {
+    var.create_example_secrets && length(var.github_app_key_secret_arns) > 0 && var.example_github != null ? {
       "github-token" = jsonencode({
         kind                   = "app-installation-token"
-        app_id                 = 1
-        installation_id        = 1
+        app_id                 = var.example_github.app_id
+        installation_id        = var.example_github.installation_id
         private_key_secret_arn = var.github_app_key_secret_arns[0]
       })
     } : {},
@@ -42,8 +45,8 @@ locals {
       "iam:user-name" = try(aws_iam_user.example[0].name, "")
     }
     "github-token" = {
-      "github:app-id"                 = "1"
-      "github:installation-id"        = "1"
+      "github:app-id"                 = try(tostring(var.example_github.app_id), "")
+      "github:installation-id"        = try(tostring(var.example_github.installation_id), "")
       "github:private-key-secret-arn" = length(var.github_app_key_secret_arns) > 0 ? var.github_app_key_secret_arns[0] : ""
       "github:permissions"            = "contents=read metadata=read"
     }
@@ -62,6 +65,11 @@ resource "aws_secretsmanager_secret_version" "example" {
   for_each      = nonsensitive(toset(keys(local.examples)))
   secret_id     = aws_secretsmanager_secret.example[each.key].id
   secret_string = local.examples[each.key]
+  # The initial value only: rotation writes new versions and moves AWSCURRENT off this one, and a
+  # later plan must neither put the old value back nor move the label back to it.
+  lifecycle {
+    ignore_changes = [secret_string, version_stages]
+  }
 }
 
 resource "aws_secretsmanager_secret_rotation" "example" {
@@ -87,8 +95,9 @@ locals {
 }
 
 resource "aws_iam_role" "github_scheduler" {
-  count = local.github_refresh ? 1 : 0
-  name  = "${var.name_prefix}-github-scheduler"
+  count                = local.github_refresh ? 1 : 0
+  name                 = "${var.name_prefix}-github-scheduler"
+  permissions_boundary = var.permissions_boundary_arn == "" ? null : var.permissions_boundary_arn
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{

@@ -16,6 +16,8 @@ locals {
       env = merge(
         { DB_CONNECT_TIMEOUT_SECONDS = "5", DB_STATEMENT_TIMEOUT_SECONDS = "5" },
         var.db_ca_bundle_pem == "" ? {} : { DB_CA_BUNDLE_PEM = var.db_ca_bundle_pem },
+        var.db_ca_bundle_file == "" ? {} : { DB_CA_BUNDLE_FILE = var.db_ca_bundle_file },
+        local.password_env,
         # The master secrets a secret's `masterarn` may name: the same ARNs the role may read.
         length(var.db_master_secret_arns) == 0 ? {} : { DB_MASTER_SECRET_ARNS = join(",", var.db_master_secret_arns) },
       )
@@ -63,10 +65,18 @@ locals {
     "random-password" = {
       binary      = "rotate-random-password"
       description = "Rotates a generated password field that applications read."
-      env         = {}
+      env         = local.password_env
       statements  = []
     }
   }
+}
+
+# The generated passwords' settings, for the rotators that generate passwords.
+locals {
+  password_env = merge(
+    var.password_length == null ? {} : { PASSWORD_LENGTH = tostring(var.password_length) },
+    var.exclude_characters == null ? {} : { EXCLUDE_CHARACTERS = var.exclude_characters },
+  )
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -81,8 +91,9 @@ data "aws_iam_policy_document" "assume" {
 
 resource "aws_iam_role" "rotator" {
   for_each           = local.rotators
-  name               = "${var.name_prefix}-${each.key}"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  name                 = "${var.name_prefix}-${each.key}"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.permissions_boundary_arn == "" ? null : var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy" "rotator" {
@@ -171,6 +182,8 @@ resource "aws_lambda_function" "rotator" {
   source_code_hash = filebase64sha256("${var.package_dir}/${each.value.binary}/bootstrap.zip")
   memory_size      = 128
   timeout          = 60
+  # A CA bundle too large for the environment (4 KB): a layer, read from DB_CA_BUNDLE_FILE.
+  layers = each.key == "db-password" && var.db_ca_bundle_layer_arn != "" ? [var.db_ca_bundle_layer_arn] : []
 
   environment {
     variables = merge({ LOG_LEVEL = "info", METRICS_NAMESPACE = "SecretsRotation", RETIRE_PREVIOUS = var.retire_previous }, each.value.env)

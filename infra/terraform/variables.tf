@@ -2,6 +2,10 @@ variable "name_prefix" {
   description = "Prefix of every function, role and log group name."
   type        = string
   default     = "secret-rotation"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name_prefix))
+    error_message = "name_prefix takes up to 40 letters, digits, - and _ (function and role names add a suffix, up to 64 in all)."
+  }
 }
 
 variable "package_dir" {
@@ -36,18 +40,76 @@ variable "db_master_secret_arns" {
   description = "Master secrets (ARNs, wildcards allowed) the DB rotator may read for alternating users."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for a in var.db_master_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:", a))])
+    error_message = "db_master_secret_arns takes Secrets Manager secret ARNs."
+  }
 }
 
 variable "db_ca_bundle_pem" {
   description = "PEM of the CAs of a database outside Amazon RDS, trusted beside the public roots instead of the RDS CA bundle compiled into the function. Empty trusts the RDS bundle and the public roots."
   type        = string
   default     = ""
+  validation {
+    condition     = var.db_ca_bundle_pem == "" || can(regex("-----BEGIN CERTIFICATE-----", var.db_ca_bundle_pem))
+    error_message = "db_ca_bundle_pem must be PEM certificates (or empty)."
+  }
+}
+
+variable "db_ca_bundle_file" {
+  description = "Absolute file name of the CA bundle of a database outside Amazon RDS in the function's file system (e.g. /opt/ca/bundle.pem from db_ca_bundle_layer_arn), for bundles larger than Lambda's 4 KB of environment; set this or db_ca_bundle_pem. Empty reads no file."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.db_ca_bundle_file == "" || startswith(var.db_ca_bundle_file, "/")
+    error_message = "db_ca_bundle_file must be an absolute path (or empty)."
+  }
+}
+
+variable "db_ca_bundle_layer_arn" {
+  description = "A Lambda layer version holding that CA bundle (layers are unpacked under /opt). Empty adds no layer."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.db_ca_bundle_layer_arn == "" || can(regex("^arn:[a-z-]+:lambda:[a-z0-9-]+:[0-9]{12}:layer:.+:[0-9]+$", var.db_ca_bundle_layer_arn))
+    error_message = "db_ca_bundle_layer_arn must be a layer version ARN (or empty)."
+  }
+}
+
+variable "password_length" {
+  description = "Length of the passwords the DB and random-password rotators generate (PASSWORD_LENGTH). Null keeps the default, 32."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.password_length == null || try(var.password_length >= 1 && var.password_length <= 4096 && floor(var.password_length) == var.password_length, false)
+    error_message = "password_length must be a whole number from 1 to 4096."
+  }
+}
+
+variable "exclude_characters" {
+  description = "Characters generated passwords never contain (EXCLUDE_CHARACTERS; the excludeCharacters of AWS's SAR apps). Null keeps the default, which leaves out those that break URLs, DSNs and shells."
+  type        = string
+  default     = null
+}
+
+variable "permissions_boundary_arn" {
+  description = "A managed policy set as the permissions boundary of every role the module creates. Empty sets none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.permissions_boundary_arn == "" || can(regex("^arn:[a-z-]+:iam::[0-9]{12}:policy/.+", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN (or empty)."
+  }
 }
 
 variable "iam_user_path" {
   description = "IAM path of the users whose keys the IAM rotator may rotate."
   type        = string
   default     = "/rotated/"
+  validation {
+    condition     = can(regex("^/([!-~]*/)?$", var.iam_user_path))
+    error_message = "iam_user_path must start and end with / (e.g. /rotated/)."
+  }
 }
 
 variable "retire_previous" {
@@ -74,24 +136,40 @@ variable "kms_key_arns" {
   description = "Customer managed KMS keys of the rotated, master and GitHub App key secrets (RDS-managed master secrets often use their own key). The example secrets use the first. Empty when they all use the AWS managed key."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for a in var.kms_key_arns : can(regex("^arn:[a-z-]+:kms:", a))])
+    error_message = "kms_key_arns takes KMS key ARNs."
+  }
 }
 
 variable "log_retention_days" {
   description = "Retention of the functions' log groups, in days."
   type        = number
   default     = 365
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 180, 365, 400, 545, 731, 1827, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs offers (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, 400, 545, 731, 1827, 3653)."
+  }
 }
 
 variable "alarm_topic_arn" {
   description = "SNS topic told when a rotation step fails. Empty creates the alarms without actions."
   type        = string
   default     = ""
+  validation {
+    condition     = var.alarm_topic_arn == "" || can(regex("^arn:[a-z-]+:sns:", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN (or empty)."
+  }
 }
 
 variable "rotation_schedule" {
   description = "ScheduleExpression of the example secret's rotation."
   type        = string
   default     = "rate(4 hours)"
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.rotation_schedule))
+    error_message = "rotation_schedule must be rate(...) or cron(...)."
+  }
 }
 
 variable "create_example_secrets" {
@@ -111,18 +189,43 @@ variable "example_db" {
   })
   default   = { engine = "postgres", host = "", port = 5432, username = "app", password = "" }
   sensitive = true
+  validation {
+    condition     = contains(["postgres", "mysql", "mariadb"], var.example_db.engine) && (var.example_db.host == "" || var.example_db.password != "")
+    error_message = "example_db.engine must be postgres, mysql or mariadb, and a host needs the user's current password."
+  }
+}
+
+variable "example_github" {
+  description = "With create_example_secrets and github_app_key_secret_arns: your GitHub App's ID and the installation's ID for the example token secret. Null skips that example."
+  type = object({
+    app_id          = number
+    installation_id = number
+  })
+  default = null
+  validation {
+    condition     = var.example_github == null || try(var.example_github.app_id > 0 && var.example_github.installation_id > 0, false)
+    error_message = "example_github needs positive app_id and installation_id."
+  }
 }
 
 variable "github_api_url" {
   description = "GitHub API base URL; for GitHub Enterprise Server, https://HOST/api/v3."
   type        = string
   default     = "https://api.github.com"
+  validation {
+    condition     = can(regex("^https://", var.github_api_url))
+    error_message = "github_api_url must be an https:// URL."
+  }
 }
 
 variable "github_app_key_secret_arns" {
   description = "Secrets holding GitHub App private keys the GitHub rotator may read."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for a in var.github_app_key_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:", a))])
+    error_message = "github_app_key_secret_arns takes Secrets Manager secret ARNs."
+  }
 }
 
 
@@ -130,6 +233,10 @@ variable "github_token_secret_arns" {
   description = "Installation-token secrets (kind app-installation-token, tagged as the README says) the GitHub rotator refreshes on a schedule of their own, besides the example's. Every token secret needs one: Secrets Manager rotates at most every 4 hours, tokens live 60 minutes."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for a in var.github_token_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:", a))])
+    error_message = "github_token_secret_arns takes Secrets Manager secret ARNs."
+  }
 }
 
 variable "github_token_rotation_minutes" {

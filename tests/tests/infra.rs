@@ -537,3 +537,201 @@ fn no_template_names_the_aws_partition_literally() {
         }
     }
 }
+
+/// The text of a top-level Terraform block, from `header` to its closing brace.
+fn tf_block<'a>(text: &'a str, header: &str) -> &'a str {
+    let at = text.find(header).unwrap_or_else(|| panic!("no {header}"));
+    let end = text[at..].find("\n}\n").map_or(text.len(), |e| at + e + 2);
+    &text[at..end]
+}
+
+fn terraform() -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(workspace().join("infra/terraform")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tf") {
+            all.push_str(&std::fs::read_to_string(path).unwrap());
+            all.push('\n');
+        }
+    }
+    all
+}
+
+/// What the README promises is settable: the password settings (the SAR apps'
+/// `excludeCharacters`), lists where Terraform has lists, a permissions boundary on every role, and
+/// a CA bundle from a file (a layer) when it is too large for Lambda's 4 KB of environment.
+#[test]
+fn the_templates_expose_password_settings_lists_a_boundary_and_a_ca_file() {
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let params = &template["Parameters"];
+    for name in [
+        "PasswordLength",
+        "ExcludeCharacters",
+        "PermissionsBoundaryArn",
+        "DbCaBundleLayerArn",
+        "DbCaBundleFile",
+    ] {
+        assert!(params[name].is_mapping(), "no parameter {name}");
+    }
+    for name in ["DbMasterSecretArn", "GitHubAppKeySecretArn", "KmsKeyArns"] {
+        assert_eq!(
+            params[name]["Type"].as_str(),
+            Some("CommaDelimitedList"),
+            "{name}"
+        );
+    }
+    let t = translated("everything");
+    let resources = t["Resources"].as_object().unwrap();
+    for f in ["DbPasswordFunction", "RandomPasswordFunction"] {
+        let env = &resources[f]["Properties"]["Environment"]["Variables"];
+        for (var, param) in [
+            ("PASSWORD_LENGTH", "PasswordLength"),
+            ("EXCLUDE_CHARACTERS", "ExcludeCharacters"),
+        ] {
+            assert_eq!(env[var]["Fn::If"][1]["Ref"], param, "{f} {var}: {env}");
+        }
+    }
+    let db = &resources["DbPasswordFunction"]["Properties"];
+    let env = &db["Environment"]["Variables"];
+    assert_eq!(
+        env["DB_MASTER_SECRET_ARNS"]["Fn::If"][1],
+        serde_json::json!({"Fn::Join": [",", {"Ref": "DbMasterSecretArn"}]}),
+        "the function reads the list comma-separated"
+    );
+    assert_eq!(
+        env["DB_CA_BUNDLE_FILE"]["Fn::If"][1]["Ref"],
+        "DbCaBundleFile"
+    );
+    assert_eq!(db["Layers"]["Fn::If"][1][0]["Ref"], "DbCaBundleLayerArn");
+    let roles: Vec<_> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .collect();
+    assert!(roles.len() >= 5, "{}", roles.len());
+    for (name, role) in roles {
+        assert_eq!(
+            role["Properties"]["PermissionsBoundary"]["Fn::If"][1]["Ref"], "PermissionsBoundaryArn",
+            "{name} has no permissions boundary"
+        );
+    }
+
+    let tf = terraform();
+    for var in [
+        "password_length",
+        "exclude_characters",
+        "permissions_boundary_arn",
+        "db_ca_bundle_file",
+        "db_ca_bundle_layer_arn",
+    ] {
+        tf_block(&tf, &format!("variable \"{var}\" {{"));
+    }
+    let main = read("infra/terraform/main.tf");
+    for text in [
+        "PASSWORD_LENGTH = tostring(var.password_length)",
+        "EXCLUDE_CHARACTERS = var.exclude_characters",
+        "DB_CA_BUNDLE_FILE = var.db_ca_bundle_file",
+        "[var.db_ca_bundle_layer_arn]",
+    ] {
+        assert!(main.contains(text), "main.tf lacks {text}");
+    }
+    let mut rest = tf.as_str();
+    let mut roles = 0;
+    while let Some(at) = rest.find("resource \"aws_iam_role\" ") {
+        let block = tf_block(rest, &rest[at..at + 30]);
+        assert!(
+            block.contains("permissions_boundary = var.permissions_boundary_arn"),
+            "{block}"
+        );
+        roles += 1;
+        rest = &rest[at + 1..];
+    }
+    assert!(roles >= 2, "{roles}");
+}
+
+/// The example secrets hold the operator's real values (an App id of 1 failed every refresh, an
+/// empty DB password every rotation); Terraform's examples survive rotation (no plan puts the
+/// initial value or label back) and destroy (the rotator made the user's later keys).
+#[test]
+fn the_example_secrets_take_real_values_and_survive_rotation_and_destroy() {
+    let text = read("infra/template.yaml");
+    let template: Value = serde_yaml::from_str(&text).unwrap();
+    let gh = serde_yaml::to_string(&template["Resources"]["ExampleGitHubTokenSecret"]).unwrap();
+    assert!(
+        gh.contains("${ExampleGitHubAppId}")
+            && gh.contains("${ExampleGitHubInstallationId}")
+            && !gh.contains("\"app_id\": 1,"),
+        "{gh}"
+    );
+    let rules = serde_yaml::to_string(&template["Rules"]).unwrap();
+    assert!(
+        rules.contains("ExampleDbPassword") && rules.contains("ExampleGitHubInstallationId"),
+        "no rule asks for the examples' real values: {rules}"
+    );
+    let tf = terraform();
+    let examples = read("infra/terraform/examples.tf");
+    assert!(
+        !examples.contains("app_id                 = 1\n")
+            && !examples.contains("\"github:app-id\"                 = \"1\""),
+        "a made-up App id in examples.tf"
+    );
+    assert!(examples.contains("app_id                 = var.example_github.app_id"));
+    let version = tf_block(
+        &examples,
+        "resource \"aws_secretsmanager_secret_version\" \"example\"",
+    );
+    assert!(
+        version.contains("ignore_changes = [secret_string, version_stages]"),
+        "{version}"
+    );
+    let user = tf_block(&examples, "resource \"aws_iam_user\" \"example\"");
+    assert!(user.contains("force_destroy = true"), "{user}");
+    let db = tf_block(&tf, "variable \"example_db\" {");
+    assert!(db.contains("var.example_db.password != \"\""), "{db}");
+}
+
+/// Terraform inputs that would fail late are validated; role ARNs are outputs; the module has a
+/// README naming every input and output.
+#[test]
+fn the_terraform_module_validates_its_inputs_outputs_role_arns_and_has_a_readme() {
+    let tf = terraform();
+    for var in [
+        "name_prefix",
+        "architecture",
+        "db_master_secret_arns",
+        "db_ca_bundle_pem",
+        "db_ca_bundle_file",
+        "db_ca_bundle_layer_arn",
+        "password_length",
+        "permissions_boundary_arn",
+        "iam_user_path",
+        "retire_previous",
+        "old_key_action",
+        "kms_key_arns",
+        "log_retention_days",
+        "alarm_topic_arn",
+        "rotation_schedule",
+        "example_db",
+        "example_github",
+        "github_api_url",
+        "github_app_key_secret_arns",
+        "github_token_rotation_minutes",
+    ] {
+        let block = tf_block(&tf, &format!("variable \"{var}\" {{"));
+        assert!(block.contains("validation {"), "{var} has no validation");
+    }
+    let outputs = read("infra/terraform/outputs.tf");
+    let roles = tf_block(&outputs, "output \"role_arns\" {");
+    assert!(roles.contains("aws_iam_role.rotator"), "{roles}");
+    let readme = read("infra/terraform/README.md");
+    for line in tf.lines() {
+        for kind in ["variable \"", "output \""] {
+            if let Some(name) = line.strip_prefix(kind) {
+                let name = name.split('"').next().unwrap();
+                assert!(
+                    readme.contains(&format!("`{name}`")),
+                    "infra/terraform/README.md does not name {name}"
+                );
+            }
+        }
+    }
+}
