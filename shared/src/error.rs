@@ -56,6 +56,19 @@ impl Error {
             Error::OutOfTime(_) => "out-of-time",
         }
     }
+
+    /// Lambda's `errorType` for a step this error ended: what Secrets Manager's failure message,
+    /// the console and an alarm see, so they can tell a bad value from an unreachable service.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::Gate(_) => "StageGateRefused",
+            Error::Store(_) => "SecretsManagerFailed",
+            Error::Value { .. } => "InvalidSecretValue",
+            Error::Target(_) => "TargetServiceFailed",
+            Error::Dead(_) => "PendingCredentialDead",
+            Error::OutOfTime(_) => "StepOutOfTime",
+        }
+    }
 }
 
 /// An error with the context of the step it ended.
@@ -67,4 +80,14 @@ pub struct StepError {
     pub version: String,
     #[source]
     pub error: Error,
+}
+
+/// The one conversion to Lambda's error: the kind as `errorType`, the message as it reads.
+impl From<StepError> for lambda_runtime::Diagnostic {
+    fn from(e: StepError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error.error_type().into(),
+            error_message: e.to_string(),
+        }
+    }
 }

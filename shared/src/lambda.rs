@@ -69,10 +69,6 @@ pub async fn serve(
             )
             .await
             .map(|_| Value::Null)
-            .map_err(|message| Diagnostic {
-                error_type: "RotationStepFailed".into(),
-                error_message: message,
-            })
         }
     }))
     .await
@@ -176,8 +172,9 @@ pub async fn preflight(
     .await
 }
 
-/// Handles one invocation. The error is the message for Secrets Manager; it names the secret, the
-/// step, the version and the field or condition, never a value.
+/// Handles one invocation. The error's message is the one for Secrets Manager; it names the
+/// secret, the step, the version and the field or condition, never a value. Its type is the
+/// error's kind (`Error::error_type`, `InvalidEvent` for an event that is not a rotation step).
 pub async fn handle(
     store: &dyn SecretStore,
     target: &dyn Target,
@@ -185,7 +182,7 @@ pub async fn handle(
     payload: &Value,
     deadline: Option<SystemTime>,
     retire: Retire,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, Diagnostic> {
     let started = Instant::now();
     crate::telemetry::set_rotator(rotator);
     let event = match RotationEvent::from_value(payload) {
@@ -194,7 +191,10 @@ pub async fn handle(
             let message = format!("invalid rotation event: {problem}");
             tracing::error!(rotator, error = %message, "step failed");
             report(rotator, "invalid", "", "", started, Some("event"));
-            return Err(message);
+            return Err(Diagnostic {
+                error_type: "InvalidEvent".into(),
+                error_message: message,
+            });
         }
     };
     let span = tracing::info_span!(
@@ -219,7 +219,7 @@ pub async fn handle(
                 report(rotator, step, &event.secret_id, &event.token, started, Some(kind));
             }
         }
-        result.map_err(|e| e.to_string())
+        result.map_err(Diagnostic::from)
     }
     .instrument(span)
     .await

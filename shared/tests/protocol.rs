@@ -109,6 +109,8 @@ async fn the_handler_names_the_bad_event_field() {
     let err = lambda::handle(&store, &service, "test", &event, None, Retire::Finish)
         .await
         .unwrap_err();
+    assert_eq!(err.error_type, "InvalidEvent");
+    let err = err.error_message;
     assert!(
         err.starts_with("invalid rotation event: field `Step` is `rotateSecret`"),
         "{err}"

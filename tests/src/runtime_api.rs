@@ -60,6 +60,8 @@ struct State {
     waiting: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
     /// When the function first asked for work: the end of its init phase.
     first_poll: std::sync::OnceLock<Instant>,
+    /// `errorType` of every invocation error, in order.
+    error_types: Mutex<Vec<String>>,
 }
 
 /// One running function process and the Runtime API it polls.
@@ -91,6 +93,7 @@ impl Function {
             function_arn: crate::stack::function_arn(&name),
             waiting: Mutex::default(),
             first_poll: std::sync::OnceLock::new(),
+            error_types: Mutex::default(),
         });
         tokio::spawn(serve(
             listener,
@@ -168,6 +171,11 @@ impl Function {
             *self = fresh;
         }
         Ok(())
+    }
+
+    /// The `errorType` of every error the function answered so far, oldest first.
+    pub fn error_types(&self) -> Vec<String> {
+        self.state.error_types.lock().unwrap().clone()
     }
 
     /// Everything the function printed so far (its JSON logs and EMF lines).
@@ -315,6 +323,8 @@ async fn route(
             "response" => Reply::Response(serde_json::from_slice(&body).unwrap_or(Value::Null)),
             "error" => {
                 let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let error_type = v["errorType"].as_str().unwrap_or_default().to_owned();
+                state.error_types.lock().unwrap().push(error_type);
                 Reply::Error(v["errorMessage"].as_str().unwrap_or_default().to_owned())
             }
             _ => return Ok(respond(StatusCode::NOT_FOUND, String::new())),

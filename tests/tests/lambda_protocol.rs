@@ -1,8 +1,9 @@
 //! The protocol as Lambda and Secrets Manager see it (#23), through the real
 //! `rotate-random-password` binary under the Runtime API stand-in.
 
-use e2e::runtime_api::Function;
+use e2e::runtime_api::{Function, Reply};
 use e2e::{driver, proxy, stack};
+use serde_json::json;
 use shared::Step;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -45,6 +46,7 @@ async fn a_stalled_secrets_manager_ends_the_step_with_our_error_before_the_deadl
         .await
         .unwrap_err();
     let took = started.elapsed();
+    assert_eq!(f.error_types(), ["StepOutOfTime"]);
     f.stop().await;
     assert!(
         err.starts_with(&format!("createSecret failed for secret {arn}"))
@@ -53,4 +55,66 @@ async fn a_stalled_secrets_manager_ends_the_step_with_our_error_before_the_deadl
         "{err}"
     );
     assert!(took < deadline - Duration::from_secs(2), "{took:?}");
+}
+
+/// #23.6: Lambda's `errorType` says what ended the step (one kind per `shared::Error` variant, and
+/// `InvalidEvent`), so Secrets Manager's failure message, the console and an alarm can tell them
+/// apart; the message reads as before.
+#[tokio::test]
+async fn the_error_type_says_what_happened() {
+    let (client, arn, token) = begun("error-types").await;
+    let garbled = stack::create_secret(&client, &stack::unique("garbled"), "not json").await;
+    let garbled_token = shared::random::version_id();
+    stack::begin_rotation(
+        &client,
+        &garbled,
+        &garbled_token,
+        &stack::function_arn(BINARY),
+    )
+    .await
+    .unwrap();
+    let step = |secret: &str, token: &str| json!({"Step": "createSecret", "SecretId": secret, "ClientRequestToken": token});
+    let missing = format!("{arn}-missing");
+    let cases = [
+        (
+            json!({"Step": "rotateSecret", "SecretId": arn, "ClientRequestToken": token}),
+            "InvalidEvent",
+            "invalid rotation event: field `Step`".to_owned(),
+        ),
+        (
+            step(&arn, "not-a-version-of-it"),
+            "StageGateRefused",
+            format!(
+                "createSecret failed for secret {arn} (version not-a-version-of-it): the version is not a version of this secret"
+            ),
+        ),
+        (
+            step(&missing, &token),
+            "SecretsManagerFailed",
+            format!(
+                "createSecret failed for secret {missing} (version {token}): Secrets Manager not found: DescribeSecret: ResourceNotFoundException"
+            ),
+        ),
+        (
+            step(&garbled, &garbled_token),
+            "InvalidSecretValue",
+            format!(
+                "createSecret failed for secret {garbled} (version {garbled_token}): the AWSCURRENT value is invalid"
+            ),
+        ),
+    ];
+    let mut f = start(&[]).await;
+    for (event, error_type, message) in &cases {
+        let reply = f.invoke(event, Duration::from_secs(30)).await.unwrap();
+        let Reply::Error(got) = reply else {
+            panic!("{event}: {reply:?}");
+        };
+        assert!(got.starts_with(message.as_str()), "{event}: {got}");
+        assert_eq!(
+            f.error_types().last().map(String::as_str),
+            Some(*error_type),
+            "{got}"
+        );
+    }
+    f.stop().await;
 }
