@@ -31,6 +31,25 @@ VPC = {
 CASES = {
     "defaults": {},
     "vpc": VPC,
+    # One rotator alone, with its example: cfn-lint then proves that nothing left names a
+    # function the switches removed.
+    "db-only": {
+        "DeployIamAccessKey": "false",
+        "DeployGitHubToken": "false",
+        "DeployRandomPassword": "false",
+        "CreateExampleSecrets": "true",
+        "ExampleDbHost": "db.example.internal",
+        "ExampleDbPassword": "example-password",
+    },
+    "github-only": {
+        "DeployDbPassword": "false",
+        "DeployIamAccessKey": "false",
+        "DeployRandomPassword": "false",
+        "CreateExampleSecrets": "true",
+        "GitHubAppKeySecretArn": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:gh-app-*"],
+        "ExampleGitHubAppId": "123456",
+        "ExampleGitHubInstallationId": "7890123",
+    },
     "everything": {
         **VPC,
         "DbMasterSecretArn": [

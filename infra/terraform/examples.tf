@@ -2,7 +2,7 @@
 
 resource "aws_iam_user" "example" {
   #checkov:skip=CKV_AWS_273:The example shows what this rotator is for: a workload that must use an IAM user's access key (e.g. outside AWS). It has no policies.
-  count = var.create_example_secrets ? 1 : 0
+  count = local.iam_example ? 1 : 0
   name  = "${var.name_prefix}-example"
   path  = var.iam_user_path
   # The rotator makes this user's later keys, which Terraform does not know: without this,
@@ -11,22 +11,26 @@ resource "aws_iam_user" "example" {
 }
 
 resource "aws_iam_access_key" "example" {
-  count = var.create_example_secrets ? 1 : 0
+  count = local.iam_example ? 1 : 0
   user  = aws_iam_user.example[0].name
 }
 
 locals {
+  # An example only for a rotator this module deploys.
+  iam_example = var.create_example_secrets && local.deploys["iam-access-key"]
   examples = merge(
-    var.create_example_secrets ? {
+    var.create_example_secrets && local.deploys["random-password"] ? {
       "random-password" = jsonencode({ username = "app", password = "replaced-by-the-first-rotation" })
+    } : {},
+    local.iam_example ? {
       "iam-access-key" = jsonencode({
         UserName        = aws_iam_user.example[0].name
         AccessKeyId     = aws_iam_access_key.example[0].id
         SecretAccessKey = aws_iam_access_key.example[0].secret
       })
     } : {},
-    var.create_example_secrets && var.example_db.host != "" ? { "db-password" = jsonencode(var.example_db) } : {},
-    var.create_example_secrets && length(var.github_app_key_secret_arns) > 0 && var.example_github != null ? {
+    var.create_example_secrets && local.deploys["db-password"] && var.example_db.host != "" ? { "db-password" = jsonencode(var.example_db) } : {},
+    var.create_example_secrets && local.deploys["github-token"] && length(var.github_app_key_secret_arns) > 0 && var.example_github != null ? {
       "github-token" = jsonencode({
         kind                   = "app-installation-token"
         app_id                 = var.example_github.app_id
@@ -87,9 +91,10 @@ resource "aws_secretsmanager_secret_rotation" "example" {
 # github_token_secret_arns). Not RotateSecret: a rotation left unfinished by one failure makes
 # Secrets Manager refuse every later one, while a refresh drops it (README).
 locals {
+  # None without the GitHub rotator: the schedules invoke its function.
   github_token_secrets = merge(
     contains(keys(local.examples), "github-token") ? { example = aws_secretsmanager_secret.example["github-token"].arn } : {},
-    { for i, arn in var.github_token_secret_arns : "declared-${i}" => arn },
+    { for i, arn in (local.deploys["github-token"] ? var.github_token_secret_arns : []) : "declared-${i}" => arn },
   )
   github_refresh = length(local.github_token_secrets) > 0
 }

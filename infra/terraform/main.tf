@@ -9,7 +9,7 @@ locals {
   in_vpc    = length(var.db_subnet_ids) > 0
 
   # One entry per rotator binary; `statements` are what its target needs beyond its own secrets.
-  rotators = {
+  all_rotators = {
     "db-password" = {
       binary      = "rotate-db-password"
       description = "Rotates PostgreSQL and MySQL/MariaDB passwords (single or alternating users)."
@@ -79,6 +79,12 @@ locals {
   )
 }
 
+# Deploy only what you need (var.rotators).
+locals {
+  rotators = { for k, v in local.all_rotators : k => v if var.rotators == null || contains(coalesce(var.rotators, []), k) }
+  deploys  = { for k in keys(local.all_rotators) : k => contains(keys(local.rotators), k) }
+}
+
 data "aws_iam_policy_document" "assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -90,10 +96,16 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "rotator" {
-  for_each           = local.rotators
+  for_each             = local.rotators
   name                 = "${var.name_prefix}-${each.key}"
   assume_role_policy   = data.aws_iam_policy_document.assume.json
   permissions_boundary = var.permissions_boundary_arn == "" ? null : var.permissions_boundary_arn
+  lifecycle {
+    precondition {
+      condition     = var.rotators == null || length(setsubtract(coalesce(var.rotators, []), keys(local.all_rotators))) == 0
+      error_message = "rotators names a rotator this module does not have; it has ${join(", ", keys(local.all_rotators))}."
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "rotator" {
@@ -152,7 +164,7 @@ resource "aws_iam_role_policy" "rotator" {
 }
 
 resource "aws_iam_role_policy_attachment" "db_vpc" {
-  count      = local.in_vpc ? 1 : 0
+  count      = local.in_vpc && local.deploys["db-password"] ? 1 : 0
   role       = aws_iam_role.rotator["db-password"].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }

@@ -8,6 +8,12 @@ variable "name_prefix" {
   }
 }
 
+variable "rotators" {
+  description = "The rotators to deploy (db-password, iam-access-key, github-token, random-password); null deploys them all."
+  type        = set(string)
+  default     = null
+}
+
 variable "package_dir" {
   description = "Where scripts/package put the zips: <dir>/<binary>/bootstrap.zip."
   type        = string

@@ -735,3 +735,278 @@ fn the_terraform_module_validates_its_inputs_outputs_role_arns_and_has_a_readme(
         }
     }
 }
+
+/// Whether condition `name` holds only when `target` does: it is `target`, or an `!And` that
+/// names it (directly or through another condition).
+fn implies(conditions: &Value, name: &str, target: &str, depth: u32) -> bool {
+    if name == target {
+        return true;
+    }
+    let Value::Tagged(t) = &conditions[name] else {
+        return false;
+    };
+    depth < 5
+        && t.tag == "!And"
+        && t.value
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|c| match c {
+                Value::Tagged(c) if c.tag == "!Condition" => implies(
+                    conditions,
+                    c.value.as_str().unwrap_or_default(),
+                    target,
+                    depth + 1,
+                ),
+                _ => false,
+            })
+}
+
+/// Deploy only what you need: one switch per rotator in both templates, and nothing left behind
+/// that names a function the switch removed (cfn-lint checks the references per condition on the
+/// translated `db-only` and `github-only` cases of scripts/lint_template.py).
+#[test]
+fn each_rotator_has_a_switch_in_both_templates() {
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let conditions = &template["Conditions"];
+    let resources = template["Resources"].as_mapping().unwrap();
+    let functions: Vec<String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, _)| id.as_str().unwrap().to_owned())
+        .collect();
+    assert!(functions.len() >= 4, "{functions:?}");
+    for f in &functions {
+        let switch = template["Resources"][f.as_str()]["Condition"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{f} is always deployed"));
+        let Value::Tagged(def) = &conditions[switch] else {
+            panic!("{switch} is not !Equals")
+        };
+        let param = tagged_str(&def.value[0]);
+        assert_eq!(
+            template["Parameters"][param.as_str()]["Default"].as_str(),
+            Some("true"),
+            "{f}: {switch} should be a parameter, deployed by default"
+        );
+        // Whatever names the function (its permission, logs, alarms, examples, schedules,
+        // outputs) goes with it.
+        let sections = [&template["Resources"], &template["Outputs"]];
+        for section in sections {
+            for (id, r) in section.as_mapping().unwrap() {
+                let id = id.as_str().unwrap();
+                let text = serde_yaml::to_string(r).unwrap();
+                let names_it = id.starts_with(f.trim_end_matches("Function"))
+                    || text.contains(&format!("{f}.Arn"))
+                    || text.contains(&format!("{f}Role"))
+                    || text.contains(&format!("!Ref {f}\n"))
+                    || text.contains(&format!(
+                        "DependsOn: {}",
+                        f.replace("Function", "InvokePermission")
+                    ));
+                if names_it && id != f {
+                    let c = r["Condition"].as_str().unwrap_or_default();
+                    assert!(
+                        implies(conditions, c, switch, 0),
+                        "{id} names {f} but its condition `{c}` does not imply {switch}"
+                    );
+                }
+            }
+        }
+    }
+    let lint = read("scripts/lint_template.py");
+    assert!(lint.contains("\"db-only\"") && lint.contains("\"github-only\""));
+
+    let vars = read("infra/terraform/variables.tf");
+    tf_block(&vars, "variable \"rotators\" {");
+    let tf = terraform();
+    assert!(
+        tf.contains("rotators = { for k, v in local.all_rotators : k => v if var.rotators == null || contains("),
+        "local.rotators is not filtered by var.rotators"
+    );
+    // A resource naming one rotator's function or role exists only when that rotator does.
+    // A local's definition: its line and the more indented ones after it.
+    let local_def = |name: &str| -> String {
+        let key = format!("\n  {name} ");
+        let Some(at) = tf.find(&key) else {
+            return String::new();
+        };
+        let mut lines = tf[at + 1..].lines();
+        let mut def = lines.next().unwrap_or_default().to_owned();
+        for l in lines {
+            if !l.starts_with("   ") {
+                break;
+            }
+            def.push_str(l);
+        }
+        def
+    };
+    fn gated(expr: &str, key: &str, local_def: &dyn Fn(&str) -> String, depth: u32) -> bool {
+        expr.contains(&format!("local.deploys[\"{key}\"]"))
+            || (depth < 4
+                && expr.split("local.").skip(1).any(|rest| {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    name != "rotators" && gated(&local_def(&name), key, local_def, depth + 1)
+                }))
+    }
+    let mut checked = 0;
+    for block in tf.split("\nresource ").skip(1) {
+        let block = &block[..block.find("\n}\n").unwrap_or(block.len())];
+        for key in [
+            "db-password",
+            "iam-access-key",
+            "github-token",
+            "random-password",
+        ] {
+            let names = block.contains(&format!("rotator[\"{key}\"]"));
+            if !names {
+                continue;
+            }
+            let gate = block
+                .lines()
+                .find(|l| {
+                    l.trim_start().starts_with("count") || l.trim_start().starts_with("for_each")
+                })
+                .unwrap_or_default();
+            assert!(
+                gated(gate, key, &local_def, 0),
+                "resource {} names the {key} rotator but exists without it ({gate})",
+                block.lines().next().unwrap_or_default()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "{checked}");
+}
+
+/// scripts/deploy and scripts/package install what a build needs, not the test stack
+/// (PostgreSQL, MariaDB, npm, the linters: scripts/setup).
+#[test]
+fn deploy_and_package_install_only_what_a_build_needs() {
+    for script in ["scripts/deploy", "scripts/package"] {
+        let text = read(script);
+        let code: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        assert!(
+            !code
+                .iter()
+                .any(|l| l.split_whitespace().any(|w| w == "scripts/setup")),
+            "{script} runs scripts/setup"
+        );
+        assert!(
+            code.iter().any(|l| l.trim() == "scripts/setup-build"),
+            "{script}"
+        );
+    }
+    let setup = read("scripts/setup-build");
+    let code: Vec<&str> = setup
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    for word in ["apt-get", "postgres", "mariadb", "npm", "requirements.txt"] {
+        assert!(
+            !code.iter().any(|l| l.contains(word)),
+            "scripts/setup-build installs {word}"
+        );
+    }
+}
+
+/// The zips of scripts/package deploy with SAM too (`sam deploy -t target/lambda/<arch>/
+/// template.yaml`), so SAM and Terraform ship the same build: every function points at its zip,
+/// nothing asks for `sam build`, the architecture is the directory's, and cfn-lint accepts it.
+#[test]
+fn the_zips_of_scripts_package_deploy_with_sam_too() {
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let binaries: Vec<String> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .map(|r| {
+            r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("zip-template-{}", std::process::id()));
+    let out = dir.join("x86_64");
+    for b in &binaries {
+        std::fs::create_dir_all(out.join(b)).unwrap();
+        std::fs::write(out.join(b).join("bootstrap.zip"), b"not really a zip").unwrap();
+    }
+    let python = workspace().join(".venv/bin/python");
+    let run = std::process::Command::new(&python)
+        .arg(workspace().join("scripts/zip_template.py"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(out.join("template.yaml")).unwrap();
+    let made: Value = serde_yaml::from_str(&text).unwrap();
+    assert!(!text.contains("rust-cargolambda"));
+    assert_eq!(made["Globals"]["Function"]["Architectures"][0], "x86_64");
+    for r in made["Resources"].as_mapping().unwrap().values() {
+        if r["Type"] == "AWS::Serverless::Function" {
+            let code = r["Properties"]["CodeUri"].as_str().unwrap();
+            assert!(out.join(code).is_file(), "{code}");
+        }
+    }
+    let readme = made["Metadata"]["AWS::ServerlessRepo::Application"]["ReadmeUrl"]
+        .as_str()
+        .unwrap();
+    assert!(out.join(readme).is_file(), "{readme}");
+    let lint = std::process::Command::new(workspace().join(".venv/bin/cfn-lint"))
+        .arg(out.join("template.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stdout)
+    );
+    // A missing zip is named, not deployed.
+    std::fs::remove_file(out.join(&binaries[0]).join("bootstrap.zip")).unwrap();
+    let run = std::process::Command::new(&python)
+        .arg(workspace().join("scripts/zip_template.py"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains(&binaries[0]));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(read("scripts/package").contains("scripts/zip_template.py"));
+}
+
+/// Shareable the way AWS's rotation templates are: AWS Serverless Application Repository metadata.
+#[test]
+fn the_template_carries_serverless_repo_metadata() {
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let app = &template["Metadata"]["AWS::ServerlessRepo::Application"];
+    for key in [
+        "Name",
+        "Description",
+        "Author",
+        "SemanticVersion",
+        "SpdxLicenseId",
+        "ReadmeUrl",
+    ] {
+        assert!(app[key].is_string(), "no {key}: {app:?}");
+    }
+    let license = read("Cargo.toml");
+    let spdx = app["SpdxLicenseId"].as_str().unwrap();
+    assert!(license.contains(&format!("license = \"{spdx}\"")), "{spdx}");
+    let readme = workspace()
+        .join("infra")
+        .join(app["ReadmeUrl"].as_str().unwrap());
+    assert!(readme.is_file(), "{}", readme.display());
+}
