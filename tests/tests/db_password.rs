@@ -1287,7 +1287,11 @@ async fn objects_either_user_creates_have_one_owner() {
             "SELECT tableowner::text FROM pg_tables WHERE tablename = '{table}'"
         ))
         .await;
-    assert_eq!(owner, [user.clone()], "the clone's table has another owner");
+    assert_eq!(
+        owner,
+        [user.as_str()],
+        "the clone's table has another owner"
+    );
     rig.rotate_ok(&arn).await;
     let (current, pw) = creds(&rig.value(&arn, AWSCURRENT).await);
     assert_eq!(current, user);
@@ -1325,12 +1329,8 @@ async fn mariadb_dual_passwords_keep_a_cached_consumer_working_until_retirement(
     let kind = Kind::MariaDb;
     let user = unique_user("dual");
     let hosts = ["%", "127.0.0.1"];
-    kind.admin(
-        &hosts
-            .map(|h| format!("CREATE USER '{user}'@'{h}' IDENTIFIED BY 'Initial-pw-1'"))
-            .to_vec(),
-    )
-    .await;
+    kind.admin(&hosts.map(|h| format!("CREATE USER '{user}'@'{h}' IDENTIFIED BY 'Initial-pw-1'")))
+        .await;
     let mut rig = Rig::new(&[]).await;
     let (su, sp) = kind.superuser();
     let master = rig.secret("db-master", &kind.secret(&su, &sp)).await;
