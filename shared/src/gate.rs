@@ -6,8 +6,9 @@ use crate::store::{AWSCURRENT, AWSPENDING, SecretMeta};
 pub enum Gate {
     /// The token is the `AWSPENDING` version: run the step.
     Pending,
-    /// The token is already `AWSCURRENT`: the rotation finished; the step is a no-op (finishSecret
-    /// still cleans up and retires, in case it crashed after moving the label).
+    /// The token is already `AWSCURRENT` (with or without `AWSPENDING`, which finishSecret leaves
+    /// for the service to remove): the rotation finished; the step is a no-op (finishSecret still
+    /// retires, in case it crashed after moving the label).
     AlreadyCurrent,
 }
 

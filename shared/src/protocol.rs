@@ -178,17 +178,15 @@ async fn finish(
             .ok_or_else(|| {
                 Error::Gate("no version of this secret is labelled AWSCURRENT".into())
             })?;
+        // One label call. `AWSPENDING` stays on the new current version, as Secrets Manager
+        // documents and its own templates do: the service takes it off once the rotation
+        // succeeded, and `AWSPENDING` on `AWSCURRENT` is no rotation in progress. A second call
+        // is one more request per rotation, and two back to back were seen to stick on a
+        // replicated secret.
         store
             .move_stage(&arn, AWSCURRENT, Some(token), Some(&current))
             .await?;
         v.move_label(AWSCURRENT, Some(token), Some(&current))?;
-        outcome = Outcome::Done;
-    }
-    if v.labels().has(token, AWSPENDING) {
-        store
-            .move_stage(&arn, AWSPENDING, None, Some(token))
-            .await?;
-        v.move_label(AWSPENDING, None, Some(token))?;
         outcome = Outcome::Done;
     }
     if retire == Retire::Finish {

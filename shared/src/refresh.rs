@@ -94,5 +94,11 @@ async fn refresh(
         let event = RotationEvent::new(step, &arn, token);
         protocol::run_step(store, target, &event, deadline, retire).await?;
     }
+    // finishSecret leaves `AWSPENDING` on the new current version for Secrets Manager to remove
+    // after a rotation; a refresh is its own rotation, so it ends it as the service would.
+    store
+        .move_stage(&arn, AWSPENDING, None, Some(token))
+        .await
+        .map_err(|e| fail(&arn, Step::Finish, e.into()))?;
     Ok(Outcome::Done)
 }

@@ -325,8 +325,9 @@ pub async fn check_invariants(
     Ok(())
 }
 
-/// After a rotation: the token is the only `AWSCURRENT`, `old` is `AWSPREVIOUS`, nobody carries
-/// `AWSPENDING`, and the service holds the current key and nothing else.
+/// After a rotation: the token is the only `AWSCURRENT`, `old` is `AWSPREVIOUS`, no other version
+/// carries `AWSPENDING` (finishSecret leaves it on the token for Secrets Manager to remove), and
+/// the service holds the current key and nothing else.
 pub async fn check_converged(
     admin: &dyn Admin,
     service: &KeyService<'_>,
@@ -351,7 +352,11 @@ pub async fn check_converged_with(
         .await
         .map_err(|e| e.to_string())?
         .labels;
-    if labels.stages_of(token) != Some(&[AWSCURRENT.to_string()][..]) {
+    let finished = |stages: &[String]| {
+        stages.iter().any(|s| s == AWSCURRENT)
+            && stages.iter().all(|s| s == AWSCURRENT || s == AWSPENDING)
+    };
+    if !labels.stages_of(token).is_some_and(finished) {
         return Err(format!("token labels {:?}", labels.stages_of(token)));
     }
     if labels.version_with(AWSPREVIOUS) != Some(old) {
@@ -360,7 +365,7 @@ pub async fn check_converged_with(
             labels.version_with(AWSPREVIOUS)
         ));
     }
-    if let Some(p) = labels.version_with(AWSPENDING) {
+    if let Some(p) = labels.version_with(AWSPENDING).filter(|p| *p != token) {
         return Err(format!("AWSPENDING left on {p}"));
     }
     let current = admin

@@ -6,7 +6,7 @@ use crate::stack;
 use aws_sdk_secretsmanager::Client;
 use serde_json::json;
 use shared::Step;
-use shared::store::{AwsStore, Labels, SecretStore};
+use shared::store::{AWSCURRENT, AWSPENDING, AwsStore, Labels, SecretStore};
 use std::time::{Duration, Instant};
 
 pub struct Options {
@@ -199,16 +199,30 @@ pub async fn retry(
             break;
         }
     }
-    let labels = AwsStore::new(client.clone())
-        .describe(arn)
-        .await
-        .map_err(|e| e.to_string())?
-        .labels;
+    let store = AwsStore::new(client.clone());
+    if steps.len() == Step::ALL.len() && steps.iter().all(|s| s.result.is_ok()) {
+        end_rotation(&store, arn, token).await?;
+    }
+    let labels = store.describe(arn).await.map_err(|e| e.to_string())?.labels;
     Ok(Rotation {
         token: token.to_owned(),
         steps,
         labels,
     })
+}
+
+/// What Secrets Manager does once finishSecret succeeded: takes `AWSPENDING` off the new current
+/// version, where finishSecret leaves it. moto does not, and would then see the next rotation as
+/// one in progress.
+pub async fn end_rotation(store: &AwsStore, arn: &str, token: &str) -> Result<(), String> {
+    let labels = store.describe(arn).await.map_err(|e| e.to_string())?.labels;
+    if labels.has(token, AWSCURRENT) && labels.has(token, AWSPENDING) {
+        store
+            .move_stage(arn, AWSPENDING, None, Some(token))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The label map as a small table, one version a line.

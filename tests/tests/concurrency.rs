@@ -141,6 +141,7 @@ async fn the_same_step_twice_at_once() {
     }
     a.stop().await;
     b.stop().await;
+    driver::end_rotation(&store, &arn, &token).await.unwrap();
     let labels = store.describe(&arn).await.unwrap().labels;
     assert_eq!(
         labels.stages_of(&token),

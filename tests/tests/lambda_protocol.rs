@@ -1,10 +1,13 @@
 //! The protocol as Lambda and Secrets Manager see it (#23), through the real
 //! `rotate-random-password` binary under the Runtime API stand-in.
 
+use e2e::driver::{self, Options};
 use e2e::runtime_api::{Function, Reply};
-use e2e::{driver, proxy, stack};
+use e2e::{proxy, stack};
 use serde_json::json;
 use shared::Step;
+use shared::store::{AWSCURRENT, AWSPENDING, AwsStore, SecretStore};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -116,5 +119,66 @@ async fn the_error_type_says_what_happened() {
             "{got}"
         );
     }
+    f.stop().await;
+}
+
+/// #23.1: finishSecret makes one label call: `AWSCURRENT` moves, and `AWSPENDING` stays on the new
+/// current version for Secrets Manager to remove (the driver does that, as the service does). A
+/// whole rotation makes one `UpdateSecretVersionStage`, and the next rotation starts.
+#[tokio::test]
+async fn finish_secret_makes_one_label_call() {
+    let (client, arn, token) = begun("one-label-call").await;
+    let (url, counts) = proxy::start(stack::endpoint()).await;
+    let mut f = start(&[("AWS_ENDPOINT_URL", &url)]).await;
+    let timeout = Duration::from_secs(30);
+    for step in [Step::Create, Step::Set, Step::Test] {
+        driver::step(&mut f, step, &arn, &token, timeout)
+            .await
+            .unwrap();
+    }
+    counts.take();
+    driver::step(&mut f, Step::Finish, &arn, &token, timeout)
+        .await
+        .unwrap();
+    let finish = counts.take();
+    assert_eq!(
+        finish.get("SecretsManager:UpdateSecretVersionStage"),
+        Some(&1),
+        "{finish:?}"
+    );
+    let store = AwsStore::new(client.clone());
+    let labels = store.describe(&arn).await.unwrap().labels;
+    let mut stages = labels.stages_of(&token).unwrap().to_vec();
+    stages.sort();
+    assert_eq!(stages, [AWSCURRENT, AWSPENDING]);
+    assert_eq!(labels.rotation_in_progress(), None);
+
+    let r = driver::rotate(&client, &mut f, &arn, &Options::new(BINARY))
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{:?}", r.steps);
+    assert_eq!(
+        r.labels.version_with(AWSPENDING),
+        None,
+        "the driver ends the rotation"
+    );
+    let sm: BTreeMap<String, u64> = counts
+        .take()
+        .into_iter()
+        .filter(|(op, _)| op.starts_with("SecretsManager:"))
+        .collect();
+    let want: BTreeMap<String, u64> = [
+        ("SecretsManager:DescribeSecret", 4),
+        ("SecretsManager:GetSecretValue", 5),
+        ("SecretsManager:PutSecretValue", 1),
+        ("SecretsManager:UpdateSecretVersionStage", 1),
+    ]
+    .into_iter()
+    .map(|(op, n)| (op.to_owned(), n))
+    .collect();
+    assert_eq!(
+        sm, want,
+        "the function's Secrets Manager calls for one rotation"
+    );
     f.stop().await;
 }
