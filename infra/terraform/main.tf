@@ -7,6 +7,11 @@ locals {
   region    = data.aws_region.this.name
   partition = data.aws_partition.this.partition
   in_vpc    = length(var.db_subnet_ids) > 0
+  # Each rotator that reaches servers in a VPC: its subnets and security groups.
+  vpc = {
+    "db-password"    = { subnets = var.db_subnet_ids, security_groups = var.db_security_group_ids }
+    "redis-password" = { subnets = var.redis_subnet_ids, security_groups = var.redis_security_group_ids }
+  }
 
   # One entry per rotator binary; `statements` are what its target needs beyond its own secrets.
   all_rotators = {
@@ -61,6 +66,33 @@ locals {
         Action   = ["secretsmanager:GetSecretValue"]
         Resource = var.github_app_key_secret_arns
       }]
+    }
+    "redis-password" = {
+      binary      = "rotate-redis-password"
+      description = "Rotates Redis 6+ and Valkey ACL user passwords with zero downtime."
+      env = merge(
+        { REDIS_TIMEOUT_SECONDS = "5" },
+        var.redis_ca_bundle_pem == "" ? {} : { REDIS_CA_BUNDLE_PEM = var.redis_ca_bundle_pem },
+        local.password_env,
+        # The administrator secrets a secret's `masterarn` may name: the same ARNs the role may read.
+        length(var.redis_admin_secret_arns) == 0 ? {} : { REDIS_ADMIN_SECRET_ARNS = join(",", var.redis_admin_secret_arns) },
+        # The ElastiCache users a secret's `user_arn` may name: the same ARNs the role may change.
+        length(var.elasticache_user_arns) == 0 ? {} : { ELASTICACHE_USER_ARNS = join(",", var.elasticache_user_arns) },
+      )
+      statements = concat(
+        length(var.redis_admin_secret_arns) == 0 ? [] : [{
+          Sid      = "ReadAdminSecrets"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:GetSecretValue"]
+          Resource = var.redis_admin_secret_arns
+        }],
+        length(var.elasticache_user_arns) == 0 ? [] : [{
+          Sid      = "ChangeNamedElastiCacheUsers"
+          Effect   = "Allow"
+          Action   = ["elasticache:ModifyUser", "elasticache:DescribeUsers"]
+          Resource = var.elasticache_user_arns
+        }],
+      )
     }
     "random-password" = {
       binary      = "rotate-random-password"
@@ -169,6 +201,12 @@ resource "aws_iam_role_policy_attachment" "db_vpc" {
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }
 
+resource "aws_iam_role_policy_attachment" "redis_vpc" {
+  count      = length(var.redis_subnet_ids) > 0 && local.deploys["redis-password"] ? 1 : 0
+  role       = aws_iam_role.rotator["redis-password"].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
 resource "aws_cloudwatch_log_group" "rotator" {
   #checkov:skip=CKV_AWS_158:The logs never carry secret values (the test suite scans every log line for them); encrypting with a customer key adds a key policy to manage for no confidentiality gain.
   for_each          = local.rotators
@@ -202,10 +240,10 @@ resource "aws_lambda_function" "rotator" {
   }
 
   dynamic "vpc_config" {
-    for_each = each.key == "db-password" && local.in_vpc ? [1] : []
+    for_each = length(try(local.vpc[each.key].subnets, [])) > 0 ? [local.vpc[each.key]] : []
     content {
-      subnet_ids         = var.db_subnet_ids
-      security_group_ids = var.db_security_group_ids
+      subnet_ids         = vpc_config.value.subnets
+      security_group_ids = vpc_config.value.security_groups
     }
   }
 

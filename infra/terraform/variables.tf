@@ -62,6 +62,44 @@ variable "db_ca_bundle_pem" {
   }
 }
 
+variable "redis_admin_secret_arns" {
+  description = "Redis/Valkey administrator secrets (ARNs, wildcards allowed) a secret's masterarn may name; the Redis rotator reads only these. Empty: every Redis rotation is refused."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for a in var.redis_admin_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:", a))])
+    error_message = "redis_admin_secret_arns takes Secrets Manager secret ARNs."
+  }
+}
+
+variable "redis_ca_bundle_pem" {
+  description = "PEM of the CAs of Redis/Valkey servers with a private CA, trusted beside the public roots. Empty trusts the public roots only."
+  type        = string
+  default     = ""
+}
+
+variable "elasticache_user_arns" {
+  description = "ElastiCache users (ARNs, wildcards allowed) whose passwords the Redis rotator may change (elasticache:ModifyUser and DescribeUsers on these only). Empty allows none."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for a in var.elasticache_user_arns : can(regex("^arn:[a-z-]+:elasticache:[^:]*:[^:]*:user:", a))])
+    error_message = "elasticache_user_arns takes ElastiCache user ARNs (...:elasticache:REGION:ACCOUNT:user:ID)."
+  }
+}
+
+variable "redis_subnet_ids" {
+  description = "Subnets for the Redis rotator (the servers' VPC). Empty runs it outside any VPC."
+  type        = list(string)
+  default     = []
+}
+
+variable "redis_security_group_ids" {
+  description = "Security groups for the Redis rotator; they must reach the Redis port and Secrets Manager."
+  type        = list(string)
+  default     = []
+}
+
 variable "db_ca_bundle_file" {
   description = "Absolute file name of the CA bundle of a database outside Amazon RDS in the function's file system (e.g. /opt/ca/bundle.pem from db_ca_bundle_layer_arn), for bundles larger than Lambda's 4 KB of environment; set this or db_ca_bundle_pem. Empty reads no file."
   type        = string

@@ -3,6 +3,7 @@
 //! A rotator implements [`Target`] (four small hooks) and calls [`lambda::serve`] from its `main`;
 //! the staging-label state machine, the stage gate, idempotency, logging and metrics live here.
 
+pub mod allow_list;
 pub mod config;
 pub mod error;
 pub mod event;
@@ -22,6 +23,7 @@ pub mod target;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tls;
 
 pub use error::{Error, StepError};
 pub use event::{RotationEvent, Step};

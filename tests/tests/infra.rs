@@ -45,6 +45,7 @@ fn reads(binary: &str) -> BTreeSet<&'static str> {
         "rotate-db-password" => db_password::ENV,
         "rotate-iam-access-key" => iam_access_key::ENV,
         "rotate-github-token" => github_token::ENV,
+        "rotate-redis-password" => redis_password::ENV,
         "rotate-random-password" => &[],
         other => panic!("{other}: add its variables here"),
     };

@@ -6,8 +6,7 @@
 //! config (roots parsed once) is built once per process and shared by every login.
 
 use rustls::ClientConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,29 +15,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// The client config for every TLS login: the public (Mozilla) roots plus the PEM bundle, TLS 1.2
-/// and 1.3 on aws-lc-rs, strict verification of the chain and the host name.
+/// The client config for every TLS login: the public roots plus the PEM bundle
+/// (`shared::tls`, the trust rule every rotator shares).
 pub fn client_config(ca_pem: &[u8]) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut added = 0;
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        let cert = cert.map_err(|e| format!("the DB CA bundle is not valid PEM: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("the DB CA bundle holds a certificate rustls rejects: {e}"))?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err("the DB CA bundle holds no PEM certificate".into());
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    shared::tls::client_config("DB CA bundle", Some(ca_pem))
 }
 
 /// The most one session reads from its server. A rotation's answers are a few KiB; a server

@@ -1,0 +1,373 @@
+//! ElastiCache (Redis OSS and Valkey) users, with the secret of AWS's
+//! `SecretsManagerElasticacheUserRotation` template: `user_arn`, `username`, `password`, plus
+//! optional `host`, `port`, `ssl` naming an endpoint of a cache the user belongs to.
+//!
+//! setSecret sets the user's passwords to `[pending, current]` (`ModifyUser`; ElastiCache keeps at
+//! most two), so consumers holding the current one keep working; retiring sets `[current]`. A
+//! change makes the user `modifying` for a while and another change meanwhile is refused
+//! (`InvalidUserState`), so every change waits for `active` within the step's budget.
+//!
+//! The user is pinned by the function's `ELASTICACHE_USER_ARNS` (and the role's IAM policy), and
+//! its name must be the user's; with an endpoint the current password must also log in as the
+//! user before anything changes, and testSecret logs in with the pending one. Without an
+//! endpoint testSecret can only wait for `active`, as AWS's template does.
+
+use crate::conn::{self, Clock, Settings};
+use crate::secret::{Fields, RedisSecret, take_password};
+use aws_sdk_elasticache::error::ProvideErrorMetadata;
+use serde_json::{Map, Value};
+use shared::allow_list::AllowList;
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use shared::{Error, SecretString, Versions};
+use std::time::{Duration, Instant};
+
+/// The ElastiCache users this function may change (comma-separated ARNs, `*` wildcards).
+pub const USER_ARNS: &str = "ELASTICACHE_USER_ARNS";
+
+/// ElastiCache takes passwords of 16 to 128 printable characters.
+pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 16..=128;
+
+pub struct ElastiCache {
+    pub client: aws_sdk_elasticache::Client,
+    pub users: AllowList,
+}
+
+/// One version of an ElastiCache user secret. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct EcSecret {
+    pub user_arn: String,
+    pub user_id: String,
+    pub username: String,
+    pub password: SecretString,
+    /// `host`, `port`, `ssl`: where testSecret and the proof of possession log in.
+    pub endpoint: Option<(String, u16, bool)>,
+    others: Map<String, Value>,
+}
+
+impl std::fmt::Debug for EcSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EcSecret")
+            .field("user_arn", &self.user_arn)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a value has the ElastiCache shape (a `user_arn` field).
+pub fn is_elasticache(value: &SecretString) -> bool {
+    value
+        .json_object()
+        .is_ok_and(|m| m.contains_key("user_arn"))
+}
+
+impl EcSecret {
+    pub fn parse(value: &SecretString, which: &'static str) -> Result<Self, Error> {
+        let mut others = value.json_object().map_err(|e| Error::value(which, e))?;
+        let password = take_password(&mut others, which)?;
+        let f = Fields {
+            map: &others,
+            which,
+        };
+        let user_arn = f.required("user_arn", 2048)?;
+        let user_id = user_id(&user_arn).ok_or_else(|| {
+            Error::value(
+                which,
+                "field `user_arn` is not an ElastiCache user ARN (arn:aws:elasticache:REGION:ACCOUNT:user:ID)",
+            )
+        })?;
+        let endpoint = match f.text("host", 253)? {
+            Some(host) => Some((host, f.port()?, f.ssl()?)),
+            None => None,
+        };
+        Ok(Self {
+            user_id,
+            user_arn,
+            username: f.required("username", 512)?,
+            password,
+            endpoint,
+            others,
+        })
+    }
+
+    pub fn with_password(&self, password: &SecretString) -> SecretString {
+        let mut fields = self.others.clone();
+        fields.insert("password".into(), password.expose().into());
+        SecretString::from_json(&fields)
+    }
+
+    fn login(&self) -> Option<RedisSecret> {
+        self.endpoint.as_ref().map(|(host, port, ssl)| {
+            RedisSecret::login_at(host, *port, *ssl, &self.username, &self.password)
+        })
+    }
+}
+
+fn user_id(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "elasticache", _, _, "user", id] if !id.is_empty() => Some((*id).to_owned()),
+        _ => None,
+    }
+}
+
+/// What `DescribeUsers` says of the user.
+struct User {
+    status: String,
+    passwords: i32,
+}
+
+impl ElastiCache {
+    pub async fn create(
+        &self,
+        v: &Versions<'_>,
+        password: SecretString,
+    ) -> Result<SecretString, Error> {
+        let current = EcSecret::parse(v.current().await?, AWSCURRENT)?;
+        if !PASSWORD_LENGTHS.contains(&password.expose().len()) {
+            return Err(Error::target(
+                "ElastiCache takes passwords of 16 to 128 characters: set PASSWORD_LENGTH within them",
+            ));
+        }
+        Ok(current.with_password(&password))
+    }
+
+    /// `[pending, current]`, after the checks and the proof of possession.
+    pub async fn set(&self, v: &Versions<'_>, s: &Settings) -> Result<(), Error> {
+        let (pending, current) = self.pending_and_current(v).await?;
+        let clock = Clock::new(v.deadline());
+        self.prove(&current, s, clock).await?;
+        self.user(&current).await?;
+        self.modify(v, &current, &[&pending.password, &current.password])
+            .await
+    }
+
+    /// With an endpoint: the pending and current passwords log in. Without: the user is `active`.
+    pub async fn test(&self, v: &Versions<'_>, s: &Settings) -> Result<(), Error> {
+        let (pending, current) = self.pending_and_current(v).await?;
+        self.wait_active(v, &current).await?;
+        let (Some(new), Some(old)) = (pending.login(), current.login()) else {
+            return Ok(());
+        };
+        let clock = Clock::new(v.deadline());
+        let (new_login, old_login) = tokio::join!(
+            conn::login(&new, &new, new.ssl, s, clock),
+            conn::login(&old, &old, old.ssl, s, clock)
+        );
+        let mut new_login = new_login
+            .map_err(|e| Error::target(format!("the AWSPENDING password does not log in: {e}")))?;
+        new_login.ping().await.map_err(Error::target)?;
+        old_login.map(drop).map_err(|e| {
+            Error::target(format!(
+                "the AWSCURRENT password no longer logs in, so consumers holding it would fail: {e}"
+            ))
+        })
+    }
+
+    /// `[current]` when the user has two passwords and AWSPREVIOUS is of the same user.
+    pub async fn retire(&self, v: &Versions<'_>, s: &Settings) -> Result<(), Error> {
+        let Some(previous) = v.previous().await? else {
+            return Ok(());
+        };
+        let current = EcSecret::parse(v.current().await?, AWSCURRENT)?;
+        match EcSecret::parse(previous, AWSPREVIOUS) {
+            Ok(p) if p.user_arn == current.user_arn => {}
+            _ => return Ok(()),
+        }
+        self.prove(&current, s, Clock::new(v.deadline())).await?;
+        if self.user(&current).await?.passwords < 2 {
+            return Ok(());
+        }
+        self.modify(v, &current, &[&current.password]).await?;
+        tracing::info!(user_arn = %current.user_arn, "the previous password is removed");
+        Ok(())
+    }
+
+    pub async fn check(&self, v: &Versions<'_>) -> Result<String, Error> {
+        let current = EcSecret::parse(v.current().await?, AWSCURRENT)?;
+        let user = self.user(&current).await?;
+        Ok(format!(
+            "ElastiCache user {} ({:?}) is allowed, {}, with {} password(s)",
+            current.user_arn, current.username, user.status, user.passwords
+        ))
+    }
+
+    async fn pending_and_current(&self, v: &Versions<'_>) -> Result<(EcSecret, EcSecret), Error> {
+        let pending = EcSecret::parse(v.pending().await?, AWSPENDING)?;
+        let current = EcSecret::parse(v.current().await?, AWSCURRENT)?;
+        for (field, same) in [
+            ("user_arn", pending.user_arn == current.user_arn),
+            ("username", pending.username == current.username),
+            ("host", pending.endpoint == current.endpoint),
+        ] {
+            if !same {
+                return Err(Error::value(
+                    AWSPENDING,
+                    format!(
+                        "field `{field}` differs from AWSCURRENT's; a rotation changes only the password"
+                    ),
+                ));
+            }
+        }
+        Ok((pending, current))
+    }
+
+    /// With an endpoint, the current password must log in as the user before anything changes.
+    async fn prove(&self, current: &EcSecret, s: &Settings, clock: Clock) -> Result<(), Error> {
+        let Some(login) = current.login() else {
+            return Ok(());
+        };
+        conn::login(&login, &login, login.ssl, s, clock)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                Error::target(format!(
+                    "the AWSCURRENT password must log in as the user before its passwords change: {e}"
+                ))
+            })
+    }
+
+    /// The user, once the allow-list and ElastiCache agree it is the secret's.
+    async fn user(&self, current: &EcSecret) -> Result<User, Error> {
+        if !self.users.allows(&current.user_arn) {
+            return Err(Error::value(
+                AWSCURRENT,
+                format!(
+                    "field `user_arn`: {} is not in the function's {USER_ARNS}, so it is not changed (list it there to allow it)",
+                    current.user_arn
+                ),
+            ));
+        }
+        let out = self
+            .client
+            .describe_users()
+            .user_id(&current.user_id)
+            .send()
+            .await;
+        shared::fault::after_call("ElastiCache DescribeUsers");
+        let out = out.map_err(|e| sdk_error("DescribeUsers", &current.user_id, e))?;
+        let user = out
+            .users()
+            .iter()
+            .find(|u| u.user_id() == Some(current.user_id.as_str()))
+            .ok_or_else(|| {
+                Error::target(format!(
+                    "ElastiCache user {} does not exist",
+                    current.user_id
+                ))
+            })?;
+        if user.arn() != Some(current.user_arn.as_str()) {
+            return Err(Error::value(
+                AWSCURRENT,
+                format!(
+                    "field `user_arn`: ElastiCache names user {} {:?}",
+                    current.user_id,
+                    user.arn()
+                ),
+            ));
+        }
+        if user.user_name() != Some(current.username.as_str()) {
+            return Err(Error::value(
+                AWSCURRENT,
+                format!(
+                    "field `username` is {:?} but ElastiCache user {} is named {:?}",
+                    current.username,
+                    current.user_id,
+                    user.user_name().unwrap_or_default()
+                ),
+            ));
+        }
+        let auth = user.authentication();
+        let kind = auth.and_then(|a| a.r#type()).map(|t| t.as_str().to_owned());
+        if kind.as_deref() != Some("password") {
+            return Err(Error::target(format!(
+                "ElastiCache user {} authenticates by {}, not by password",
+                current.user_id,
+                kind.unwrap_or_else(|| "nothing".into())
+            )));
+        }
+        Ok(User {
+            status: user.status().unwrap_or_default().to_owned(),
+            passwords: auth.and_then(|a| a.password_count()).unwrap_or_default(),
+        })
+    }
+
+    /// Sets exactly `passwords` (idempotent), waiting out `modifying` before and after.
+    async fn modify(
+        &self,
+        v: &Versions<'_>,
+        user: &EcSecret,
+        passwords: &[&SecretString],
+    ) -> Result<(), Error> {
+        let until = shared::retry::budget(v.deadline());
+        loop {
+            self.wait_active(v, user).await?;
+            let mut call = self.client.modify_user().user_id(&user.user_id);
+            for p in passwords {
+                call = call.passwords(p.expose());
+            }
+            let result = call.send().await;
+            shared::fault::after_call("ElastiCache ModifyUser");
+            match result {
+                Ok(_) => break,
+                // Another change began between our look and ours: wait for it, then ours.
+                Err(e) if e.code() == Some("InvalidUserState") && Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(sdk_error("ModifyUser", &user.user_id, e)),
+            }
+        }
+        self.wait_active(v, user).await
+    }
+
+    /// Polls `DescribeUsers` until the user is `active`, within the step's budget.
+    async fn wait_active(&self, v: &Versions<'_>, user: &EcSecret) -> Result<(), Error> {
+        let until = shared::retry::budget(v.deadline());
+        loop {
+            let status = self.user(user).await?.status;
+            if status == "active" {
+                return Ok(());
+            }
+            if Instant::now() + Duration::from_millis(500) > until {
+                return Err(Error::target(format!(
+                    "ElastiCache user {} is still {status} at the end of the step's time budget",
+                    user.user_id
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    call: &str,
+    user: &str,
+    e: aws_sdk_elasticache::error::SdkError<E>,
+) -> Error {
+    let detail = match e.code() {
+        Some(code) => format!("{code}: {}", e.message().unwrap_or_default()),
+        None => aws_sdk_elasticache::error::DisplayErrorContext(&e).to_string(),
+    };
+    Error::target(format!(
+        "ElastiCache {call} of user {user} failed: {detail}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_id_comes_from_the_arn() {
+        assert_eq!(
+            user_id("arn:aws:elasticache:us-east-1:123456789012:user:app-1").as_deref(),
+            Some("app-1")
+        );
+        for bad in [
+            "arn:aws:elasticache:us-east-1:123456789012:usergroup:g",
+            "arn:aws:iam::123456789012:user/app",
+            "arn:aws:elasticache:us-east-1:123456789012:user:",
+        ] {
+            assert_eq!(user_id(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,991 @@
+//! `rotate-redis-password` end to end: the real binary, driven through the Lambda Runtime API,
+//! against moto and the stack's throwaway Redis 7 (users in an ACL file; plain and TLS ports with
+//! the test CA) and Valkey 9 (users in its config file).
+
+use aws_sdk_secretsmanager::Client;
+use e2e::db::unique_user;
+use e2e::driver::{self, Options, Rotation};
+use e2e::runtime_api::Function;
+use e2e::stack;
+use redis::aio::MultiplexedConnection;
+use serde_json::{Value, json};
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
+use std::path::PathBuf;
+use std::process::Stdio;
+
+const BINARY: &str = "rotate-redis-password";
+/// The administrator secrets the tests' function may use: every test names them so.
+const ADMIN_SECRETS: &str = "arn:aws:secretsmanager:*:*:secret:*redis-admin-*";
+const RULES: &[&str] = &["~app:*", "&news", "+get", "+set", "+ping"];
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test, which starts Redis and Valkey")
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Redis,
+    RedisTls,
+    Valkey,
+}
+
+impl Server {
+    /// Where the function connects.
+    fn port(self) -> u16 {
+        match self {
+            Server::RedisTls => env("TEST_REDIS_TLS_PORT").parse().unwrap(),
+            _ => self.plain_port(),
+        }
+    }
+
+    /// Where the tests log in (plain text: the users are the server's, whatever the port).
+    fn plain_port(self) -> u16 {
+        match self {
+            Server::Redis | Server::RedisTls => env("TEST_REDIS_PORT").parse().unwrap(),
+            Server::Valkey => env("TEST_VALKEY_PORT").parse().unwrap(),
+        }
+    }
+
+    fn ssl(self) -> bool {
+        self == Server::RedisTls
+    }
+
+    fn secret(self, user: &str, password: &str, masterarn: &str) -> Value {
+        json!({
+            "host": "127.0.0.1",
+            "port": self.port(),
+            "username": user,
+            "password": password,
+            "ssl": self.ssl(),
+            "masterarn": masterarn,
+            "note": "kept",
+        })
+    }
+
+    async fn login(self, user: &str, password: &str) -> Result<MultiplexedConnection, String> {
+        let client = redis::Client::open(("127.0.0.1", self.plain_port())).unwrap();
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        redis::cmd("AUTH")
+            .arg(user)
+            .arg(password)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(conn)
+    }
+
+    async fn admin(self, args: &[&str]) -> redis::Value {
+        let mut conn = self
+            .login(&env("TEST_REDIS_ADMIN"), &env("TEST_REDIS_ADMIN_PASS"))
+            .await
+            .unwrap();
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    async fn create_user(self, user: &str, password: &str) {
+        let pass = format!(">{password}");
+        let mut args = vec!["ACL", "SETUSER", user, "reset", "on", &pass];
+        args.extend(RULES);
+        self.admin(&args).await;
+    }
+
+    /// The user's `ACL LIST` line: its rules, and its passwords' hashes apart.
+    async fn acl(self, user: &str) -> (Vec<String>, Vec<String>) {
+        let redis::Value::Array(lines) = self.admin(&["ACL", "LIST"]).await else {
+            panic!("ACL LIST");
+        };
+        let prefix = format!("user {user} ");
+        let line = lines
+            .iter()
+            .map(text)
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no user {user}"));
+        let (hashes, rules) = line
+            .split(' ')
+            .map(str::to_owned)
+            .partition(|t| t.starts_with('#'));
+        (rules, hashes)
+    }
+}
+
+struct Rig {
+    client: Client,
+    store: AwsStore,
+    function: Function,
+}
+
+impl Rig {
+    async fn new(extra: &[(&str, &str)]) -> Self {
+        let mut vars = vec![
+            ("REDIS_CA_BUNDLE_FILE".to_string(), env("TEST_CA_FILE")),
+            ("REDIS_ADMIN_SECRET_ARNS".to_string(), ADMIN_SECRETS.into()),
+        ];
+        for (k, v) in extra {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        let client = stack::client().await;
+        let function = Function::start(&e2e::workspace_binary(BINARY), &vars, false)
+            .await
+            .unwrap();
+        Self {
+            store: AwsStore::new(client.clone()),
+            client,
+            function,
+        }
+    }
+
+    async fn secret(&self, name: &str, value: &Value) -> String {
+        stack::create_secret(&self.client, &stack::unique(name), &value.to_string()).await
+    }
+
+    /// The administrator's secret for `server`, named as `ADMIN_SECRETS` allows.
+    async fn admin_secret(&self, server: Server) -> String {
+        let value = json!({
+            "host": "127.0.0.1",
+            "port": server.port(),
+            "username": env("TEST_REDIS_ADMIN"),
+            "password": env("TEST_REDIS_ADMIN_PASS"),
+            "ssl": server.ssl(),
+        });
+        self.secret("redis-admin", &value).await
+    }
+
+    async fn rotate(&mut self, arn: &str) -> Rotation {
+        driver::rotate(&self.client, &mut self.function, arn, &Options::new(BINARY))
+            .await
+            .unwrap()
+    }
+
+    async fn rotate_ok(&mut self, arn: &str) -> Rotation {
+        driver::rotate_ok(&self.client, &mut self.function, arn, &Options::new(BINARY)).await
+    }
+
+    async fn value(&self, arn: &str, stage: &str) -> Value {
+        stack::json_value(&self.store, arn, stage).await
+    }
+
+    /// The first failing step's error; the rotation must have failed.
+    async fn refused(&mut self, arn: &str) -> String {
+        let before = self.value(arn, AWSCURRENT).await;
+        let r = self.rotate(arn).await;
+        let failed = r.steps.iter().find_map(|s| s.result.clone().err());
+        let error = failed.unwrap_or_else(|| panic!("the rotation succeeded: {:?}", r.steps));
+        assert_eq!(self.value(arn, AWSCURRENT).await, before, "{error}");
+        error
+    }
+}
+
+/// Every string in a server's answer, one per line.
+fn text(v: &redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().map(text).collect::<Vec<_>>().join("\n")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn password(v: &Value) -> String {
+    v["password"].as_str().unwrap().to_owned()
+}
+
+fn sha256_hex(text: &str) -> String {
+    redis_password::conn::password_hash(&shared::SecretString::new(text.into()))
+}
+
+/// `redis-cli MONITOR` on `server` until stopped: every command the server runs, as it prints them.
+struct Monitor {
+    child: tokio::process::Child,
+    file: PathBuf,
+}
+
+impl Monitor {
+    async fn start(server: Server) -> Self {
+        let file = std::env::temp_dir().join(format!("monitor-{}", shared::random::version_id()));
+        let child = tokio::process::Command::new("redis-cli")
+            .args(["-p", &server.plain_port().to_string()])
+            .args(["--user", &env("TEST_REDIS_ADMIN"), "--pass"])
+            .args([
+                env("TEST_REDIS_ADMIN_PASS").as_str(),
+                "--no-auth-warning",
+                "MONITOR",
+            ])
+            .stdout(std::fs::File::create(&file).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Self { child, file }
+    }
+
+    async fn stop(mut self) -> String {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        self.child.kill().await.ok();
+        let text = std::fs::read_to_string(&self.file).unwrap();
+        std::fs::remove_file(&self.file).ok();
+        text
+    }
+}
+
+/// Two rotations. With `next-rotation`, a consumer holding the password it read before a rotation
+/// keeps working until the next rotation retires it; with `finish`, until finishSecret. A session
+/// logged in before any rotation keeps working throughout. No plaintext password reaches the
+/// function's output, the ACL file, `SLOWLOG` or `MONITOR`; the user's rules stay as they were.
+async fn rotate_twice(server: Server, retire: &str) {
+    let user = unique_user("app");
+    server.create_user(&user, "Initial-pw-1").await;
+    let (rules, _) = server.acl(&user).await;
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS", retire)]).await;
+    let admin = rig.admin_secret(server).await;
+    let arn = rig
+        .secret("redis-app", &server.secret(&user, "Initial-pw-1", &admin))
+        .await;
+    let mut session = server.login(&user, "Initial-pw-1").await.unwrap();
+    let monitor = Monitor::start(server).await;
+    let mut seen = vec!["Initial-pw-1".to_string()];
+    for round in 1..=2 {
+        let r = rig.rotate_ok(&arn).await;
+        assert_eq!(r.labels.version_with(AWSPENDING), None);
+        let current = rig.value(&arn, AWSCURRENT).await;
+        assert_eq!(current["note"], "kept");
+        let new = password(&current);
+        assert!(!seen.contains(&new));
+        server
+            .login(&user, &new)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the new password: {e}"));
+        let old = seen.last().unwrap().clone();
+        assert_eq!(password(&rig.value(&arn, AWSPREVIOUS).await), old);
+        let old_works = server.login(&user, &old).await.is_ok();
+        assert_eq!(
+            old_works,
+            retire == "next-rotation",
+            "round {round}: the previous password, RETIRE_PREVIOUS={retire}"
+        );
+        if round == 2 {
+            let retired = server.login(&user, &seen[0]).await;
+            assert!(
+                retired.unwrap_err().contains("WRONGPASS"),
+                "the password of two rotations ago"
+            );
+        }
+        let _: String = redis::cmd("PING")
+            .query_async(&mut session)
+            .await
+            .expect("a session logged in before the rotation");
+        let (now, hashes) = server.acl(&user).await;
+        assert_eq!(now, rules, "round {round}: the user's rules");
+        let want = if retire == "next-rotation" { 2 } else { 1 };
+        assert_eq!(hashes.len(), want, "round {round}: {hashes:?}");
+        assert!(hashes.contains(&format!("#{}", sha256_hex(&new))));
+        seen.push(new);
+    }
+    let watched = monitor.stop().await;
+    // MONITOR leaves out administrative commands (ACL); it saw the logins, AUTH redacted.
+    assert!(
+        watched.contains("\"AUTH\""),
+        "MONITOR saw the rotation: {watched}"
+    );
+    let slowlog = text(&server.admin(&["SLOWLOG", "GET", "100000"]).await);
+    assert!(slowlog.to_lowercase().contains("setuser"), "{slowlog}");
+    let acl_file = match server {
+        Server::Valkey => String::new(),
+        _ => std::fs::read_to_string(env("TEST_REDIS_ACL_FILE")).unwrap(),
+    };
+    if server != Server::Valkey {
+        assert!(acl_file.contains(&sha256_hex(&seen[2])), "ACL SAVE ran");
+    }
+    for pw in &seen[1..] {
+        for (place, text) in [
+            ("MONITOR", &watched),
+            ("SLOWLOG", &slowlog),
+            ("the ACL file", &acl_file),
+        ] {
+            assert!(!text.contains(pw.as_str()), "a password reached {place}");
+        }
+    }
+    let output = rig.function.output().join("\n");
+    let no_file = output.contains("the server has no ACL file");
+    assert_eq!(no_file, server == Server::Valkey, "{output}");
+    let mut secrets: Vec<&str> = seen.iter().map(String::as_str).collect();
+    let admin_pass = env("TEST_REDIS_ADMIN_PASS");
+    secrets.push(&admin_pass);
+    rig.function.assert_no_leak(&secrets);
+}
+
+#[tokio::test]
+async fn redis_rotates_with_the_previous_password_kept_until_the_next_rotation() {
+    rotate_twice(Server::Redis, "next-rotation").await;
+}
+
+#[tokio::test]
+async fn redis_over_tls_retires_the_previous_password_at_finish() {
+    rotate_twice(Server::RedisTls, "finish").await;
+}
+
+#[tokio::test]
+async fn valkey_with_users_in_its_config_file_rotates() {
+    rotate_twice(Server::Valkey, "next-rotation").await;
+}
+
+#[tokio::test]
+async fn tls_is_verified_against_the_configured_ca() {
+    let user = unique_user("app");
+    let server = Server::RedisTls;
+    server.create_user(&user, "Initial-pw-1").await;
+    let mut rig = Rig::new(&[("REDIS_CA_BUNDLE_FILE", &env("TEST_WRONG_CA_FILE"))]).await;
+    let admin = rig.admin_secret(server).await;
+    let arn = rig
+        .secret("redis-app", &server.secret(&user, "Initial-pw-1", &admin))
+        .await;
+    let error = rig.refused(&arn).await;
+    assert!(
+        error.contains("TLS") && error.contains("certificate"),
+        "{error}"
+    );
+    assert_eq!(server.acl(&user).await.1.len(), 1);
+}
+
+/// A writer who may only call `PutSecretValue` (here: who wrote the value the rotation starts
+/// from) never gets the administrator to act on another user, on another server, with another
+/// administrator secret, or on a `nopass` user; the victims' ACLs are unchanged.
+#[tokio::test]
+async fn a_secret_writer_cannot_turn_the_administrator_on_another_user() {
+    let server = Server::Redis;
+    let mut rig = Rig::new(&[]).await;
+    let admin = rig.admin_secret(server).await;
+    let victim = unique_user("victim");
+    server.create_user(&victim, "Victim-pw-1").await;
+    let victim_acl = server.acl(&victim).await;
+
+    // Another user's name with a password the writer does not hold.
+    let arn = rig
+        .secret("redis-app", &server.secret(&victim, "writer-guess", &admin))
+        .await;
+    let error = rig.refused(&arn).await;
+    assert!(error.contains("must log in as the user"), "{error}");
+    assert_eq!(server.acl(&victim).await, victim_acl);
+
+    // The administrator's own name.
+    let arn = rig
+        .secret(
+            "redis-app",
+            &server.secret(&env("TEST_REDIS_ADMIN"), "x", &admin),
+        )
+        .await;
+    let error = rig.refused(&arn).await;
+    assert!(error.contains("administrator user"), "{error}");
+
+    // The writer's own user, but an administrator secret the function does not allow.
+    let own = unique_user("writer");
+    server.create_user(&own, "Writer-pw-1").await;
+    let other_admin = rig
+        .secret(
+            "other-admin",
+            &json!({"host": "127.0.0.1", "port": server.port(), "username": env("TEST_REDIS_ADMIN"), "password": env("TEST_REDIS_ADMIN_PASS"), "ssl": false}),
+        )
+        .await;
+    let arn = rig
+        .secret(
+            "redis-app",
+            &server.secret(&own, "Writer-pw-1", &other_admin),
+        )
+        .await;
+    let error = rig.refused(&arn).await;
+    assert!(
+        error.contains("field `masterarn`") && error.contains("REDIS_ADMIN_SECRET_ARNS"),
+        "{error}"
+    );
+    assert_eq!(server.acl(&own).await.1.len(), 1);
+
+    // Another server than the administrator secret's: its password goes nowhere else.
+    let arn = rig
+        .secret(
+            "redis-app",
+            &Server::Valkey.secret(&own, "Writer-pw-1", &admin),
+        )
+        .await;
+    let error = rig.refused(&arn).await;
+    assert!(error.contains("fields `host` and `port`"), "{error}");
+
+    // A `nopass` user takes any password: a login proves nothing there.
+    let open = unique_user("open");
+    server
+        .admin(&["ACL", "SETUSER", &open, "on", "nopass", "~open:*", "+get"])
+        .await;
+    let open_acl = server.acl(&open).await;
+    let arn = rig
+        .secret("redis-app", &server.secret(&open, "anything", &admin))
+        .await;
+    let error = rig.refused(&arn).await;
+    assert!(error.contains("nopass"), "{error}");
+    assert_eq!(server.acl(&open).await, open_acl);
+    rig.function
+        .assert_no_leak(&["Victim-pw-1", "Writer-pw-1", &env("TEST_REDIS_ADMIN_PASS")]);
+}
+
+/// Malformed values are refused by createSecret naming the field; nothing changes.
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field() {
+    let server = Server::Redis;
+    let mut rig = Rig::new(&[]).await;
+    let admin = rig.admin_secret(server).await;
+    let user = unique_user("app");
+    server.create_user(&user, "Initial-pw-1").await;
+    let good = server.secret(&user, "Initial-pw-1", &admin);
+    let cases: &[(&str, Value, &str)] = &[
+        ("masterarn", Value::Null, "field `masterarn` is missing"),
+        ("port", json!("redis"), "field `port`"),
+        ("port", json!(70000), "field `port`"),
+        ("ssl", json!("yes"), "field `ssl`"),
+        ("username", json!(7), "field `username` must be a string"),
+        (
+            "username",
+            json!("two words"),
+            "field `username` contains a space",
+        ),
+        ("password", json!(""), "field `password` is empty"),
+        ("host", Value::Null, "field `host` is missing"),
+    ];
+    for (field, value, want) in cases {
+        let mut v = good.clone();
+        v[*field] = value.clone();
+        let arn = rig.secret("redis-bad", &v).await;
+        let error = rig.refused(&arn).await;
+        assert!(
+            error.starts_with("createSecret failed")
+                && error.contains(want)
+                && error.contains("AWSCURRENT"),
+            "{field}={value}: {error}"
+        );
+    }
+    let arn = rig.secret("redis-bad", &json!("not an object")).await;
+    let error = rig.refused(&arn).await;
+    assert!(error.contains("AWSCURRENT value is invalid"), "{error}");
+    assert_eq!(server.acl(&user).await.1.len(), 1);
+    server.login(&user, "Initial-pw-1").await.unwrap();
+}
+
+/// The real binary aborted after every external call (Secrets Manager, each login and ACL
+/// command), then retried with the same token as Secrets Manager does: every rotation converges,
+/// and `AWSCURRENT` logs in after every crash (the current password stays until retirement).
+#[tokio::test]
+async fn a_crash_after_every_call_converges() {
+    let server = Server::Redis;
+    let client = stack::client().await;
+    let store = AwsStore::new(client.clone());
+    let binary = e2e::workspace_binary(BINARY);
+    let opts = |resume| Options {
+        resume,
+        ..Options::new(BINARY)
+    };
+    let admin = json!({
+        "host": "127.0.0.1",
+        "port": server.port(),
+        "username": env("TEST_REDIS_ADMIN"),
+        "password": env("TEST_REDIS_ADMIN_PASS"),
+        "ssl": false,
+    });
+    let admin =
+        stack::create_secret(&client, &stack::unique("redis-admin"), &admin.to_string()).await;
+    for n in 1.. {
+        let user = unique_user("crash");
+        server.create_user(&user, "Initial-pw-1").await;
+        let arn = stack::create_secret(
+            &client,
+            &stack::unique("redis-crash"),
+            &server.secret(&user, "Initial-pw-1", &admin).to_string(),
+        )
+        .await;
+        let marker = std::env::temp_dir().join(format!("crash-{}", shared::random::version_id()));
+        let env = vec![
+            ("REDIS_CA_BUNDLE_FILE".to_string(), env("TEST_CA_FILE")),
+            ("REDIS_ADMIN_SECRET_ARNS".to_string(), ADMIN_SECRETS.into()),
+            ("FAULT_CRASH_AFTER".to_string(), n.to_string()),
+            ("FAULT_MARKER".to_string(), marker.display().to_string()),
+        ];
+        let mut f = Function::start(&binary, &env, false).await.unwrap();
+        let first = driver::rotate(&client, &mut f, &arn, &opts(false))
+            .await
+            .unwrap();
+        if !marker.exists() {
+            assert!(first.succeeded(), "no crash at {n}, yet {:?}", first.steps);
+            f.stop().await;
+            assert!(n > 10, "only {} calls", n - 1);
+            println!("redis: {} crashes injected, all converged", n - 1);
+            return;
+        }
+        let now = stack::json_value(&store, &arn, AWSCURRENT).await;
+        server
+            .login(&user, &password(&now))
+            .await
+            .unwrap_or_else(|e| panic!("crash {n}: AWSCURRENT broken: {e}"));
+        let mut done = first.succeeded();
+        for _ in 0..3 {
+            if done {
+                break;
+            }
+            let r = driver::retry(&client, &mut f, &arn, &first.token, &opts(true))
+                .await
+                .unwrap();
+            done = r.succeeded();
+        }
+        let output = f.output();
+        f.stop().await;
+        std::fs::remove_file(&marker).ok();
+        assert!(done, "crash {n}: the retries did not converge");
+        let labels = store.describe(&arn).await.unwrap().labels;
+        assert_eq!(labels.version_with(AWSPENDING), None, "crash {n}");
+        let current = password(&stack::json_value(&store, &arn, AWSCURRENT).await);
+        assert_eq!(
+            password(&stack::json_value(&store, &arn, AWSPREVIOUS).await),
+            "Initial-pw-1",
+            "crash {n}"
+        );
+        server.login(&user, &current).await.unwrap();
+        server.login(&user, "Initial-pw-1").await.unwrap();
+        assert_eq!(
+            server.acl(&user).await.1.len(),
+            2,
+            "crash {n}: no stray password"
+        );
+        if let Some(line) = output.iter().find(|l| l.contains(current.as_str())) {
+            panic!("crash {n}: a secret reached the function's output: {line}");
+        }
+    }
+}
+
+/// A server that answers every command with a bulk string of 100 MB (hostile), or never answers
+/// (silent). The secret's writer picks the host, so both must end the step with our error.
+async fn fake_server(hostile: bool) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                if !hostile {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    return;
+                }
+                let _ = socket.write_all(b"$100000000\r\n").await;
+                let chunk = vec![b'a'; 64 * 1024];
+                while socket.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_hostile_or_silent_server_fails_the_step_with_our_error() {
+    let mut rig = Rig::new(&[("REDIS_TIMEOUT_SECONDS", "1")]).await;
+    for hostile in [true, false] {
+        let port = fake_server(hostile).await;
+        let server = json!({"host": "127.0.0.1", "port": port, "ssl": false});
+        let mut admin = server.clone();
+        admin["username"] = json!("admin");
+        admin["password"] = json!("Admin-pw-1");
+        let admin = rig.secret("redis-admin", &admin).await;
+        let mut value = server;
+        value["username"] = json!("app");
+        value["password"] = json!("App-pw-1");
+        value["masterarn"] = json!(admin);
+        let arn = rig.secret("redis-app", &value).await;
+        let started = std::time::Instant::now();
+        let error = rig.refused(&arn).await;
+        let want = match hostile {
+            true => "more than 1048576 bytes",
+            false => "timed out after 1s",
+        };
+        assert!(
+            error.contains(want) && error.contains(&format!("127.0.0.1:{port}")),
+            "{error}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+    rig.function.assert_no_leak(&["Admin-pw-1", "App-pw-1"]);
+}
+
+/// A pending value written by someone else than createSecret must name the same user and server.
+#[tokio::test]
+async fn a_pending_value_for_another_user_is_refused() {
+    let server = Server::Redis;
+    let mut rig = Rig::new(&[]).await;
+    let admin = rig.admin_secret(server).await;
+    let (user, victim) = (unique_user("app"), unique_user("victim"));
+    server.create_user(&user, "Initial-pw-1").await;
+    server.create_user(&victim, "Victim-pw-1").await;
+    let victim_acl = server.acl(&victim).await;
+    let arn = rig
+        .secret("redis-app", &server.secret(&user, "Initial-pw-1", &admin))
+        .await;
+    let lambda = stack::function_arn(BINARY);
+    let token = driver::begin_and_run(&rig.client, &mut rig.function, &arn, &lambda, &[]).await;
+    rig.client
+        .put_secret_value()
+        .secret_id(&arn)
+        .client_request_token(&token)
+        .secret_string(server.secret(&victim, "Writer-pw-1", &admin).to_string())
+        .version_stages(AWSPENDING)
+        .send()
+        .await
+        .unwrap();
+    let timeout = std::time::Duration::from_secs(30);
+    let error = driver::step(&mut rig.function, shared::Step::Set, &arn, &token, timeout)
+        .await
+        .unwrap_err();
+    assert!(error.contains("field `username` differs"), "{error}");
+    assert_eq!(server.acl(&victim).await, victim_acl);
+    assert_eq!(server.acl(&user).await.1.len(), 1);
+}
+
+/// A stand-in for ElastiCache's user API, written from its API reference (query protocol, XML
+/// answers): `DescribeUsers` and `ModifyUser`. A user is `modifying` for `delay` after a change and
+/// refuses another (`InvalidUserState`); at most two passwords of 16 to 128 characters
+/// (`InvalidParameterValue`). Each change is applied to the stack's real Redis when it completes,
+/// so logins are real.
+mod elasticache {
+    use super::{Server, sha256_hex};
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    pub const ACCOUNT_ARN: &str = "arn:aws:elasticache:us-east-1:123456789012:user:";
+
+    pub struct User {
+        pub name: String,
+        pub passwords: usize,
+        pub status: String,
+        pending: Option<(Instant, Vec<String>)>,
+    }
+
+    #[derive(Clone, Default)]
+    pub struct StandIn {
+        pub users: Arc<Mutex<HashMap<String, User>>>,
+        pub delay: Duration,
+        /// Every call, in order (`Action UserId passwords`).
+        pub calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl StandIn {
+        pub async fn start(delay: Duration) -> (Self, String) {
+            let me = Self {
+                delay,
+                ..Self::default()
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let state = me.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            let state = state.clone();
+                            async move { Ok::<_, hyper::Error>(state.handle(req).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+            (me, url)
+        }
+
+        /// A user `id` for the Redis user `name`, which holds one password.
+        pub fn add(&self, id: &str, name: &str, status: &str) {
+            self.users.lock().unwrap().insert(
+                id.to_owned(),
+                User {
+                    name: name.to_owned(),
+                    passwords: 1,
+                    status: status.to_owned(),
+                    pending: None,
+                },
+            );
+        }
+
+        /// Finishes changes whose time has come, on the real Redis.
+        async fn settle(&self) {
+            let due: Vec<(String, Vec<String>)> = {
+                let mut users = self.users.lock().unwrap();
+                users
+                    .values_mut()
+                    .filter(|u| {
+                        u.pending
+                            .as_ref()
+                            .is_some_and(|(at, _)| *at <= Instant::now())
+                    })
+                    .map(|u| {
+                        let (_, passwords) = u.pending.take().unwrap();
+                        u.status = "active".into();
+                        u.passwords = passwords.len();
+                        (u.name.clone(), passwords)
+                    })
+                    .collect()
+            };
+            for (name, passwords) in due {
+                let rules: Vec<String> = passwords
+                    .iter()
+                    .map(|p| format!("#{}", sha256_hex(p)))
+                    .collect();
+                let mut args = vec!["ACL", "SETUSER", &name, "resetpass"];
+                args.extend(rules.iter().map(String::as_str));
+                Server::Redis.admin(&args).await;
+            }
+        }
+
+        async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let form: HashMap<String, String> =
+                form_urlencoded::parse(&body).into_owned().collect();
+            let mut passwords: Vec<(usize, String)> = form
+                .iter()
+                .filter_map(|(k, v)| {
+                    let n = k.strip_prefix("Passwords.member.")?.parse().ok()?;
+                    Some((n, v.clone()))
+                })
+                .collect();
+            passwords.sort();
+            let passwords: Vec<String> = passwords.into_iter().map(|(_, p)| p).collect();
+            let action = form.get("Action").cloned().unwrap_or_default();
+            let id = form.get("UserId").cloned().unwrap_or_default();
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("{action} {id} {}", passwords.len()));
+            self.settle().await;
+            let mut users = self.users.lock().unwrap();
+            let Some(user) = users.get_mut(&id) else {
+                return error(404, "UserNotFound", &format!("User {id} not found."));
+            };
+            match action.as_str() {
+                "DescribeUsers" => ok(
+                    "DescribeUsers",
+                    &format!("<Users><member>{}</member></Users>", user_xml(&id, user)),
+                ),
+                "ModifyUser" => {
+                    if user.status != "active" {
+                        return error(400, "InvalidUserState", "User is not in active state.");
+                    }
+                    if passwords.len() > 2 {
+                        return error(400, "InvalidParameterValue", "Passwords: at most 2.");
+                    }
+                    if passwords.iter().any(|p| !(16..=128).contains(&p.len())) {
+                        return error(
+                            400,
+                            "InvalidParameterValue",
+                            "Passwords: 16 to 128 characters.",
+                        );
+                    }
+                    if !passwords.is_empty() {
+                        user.status = "modifying".into();
+                        user.pending = Some((Instant::now() + self.delay, passwords));
+                    }
+                    ok("ModifyUser", &user_xml(&id, user))
+                }
+                _ => error(
+                    400,
+                    "InvalidAction",
+                    &format!("{action} is not offered here."),
+                ),
+            }
+        }
+    }
+
+    fn user_xml(id: &str, u: &User) -> String {
+        format!(
+            "<UserId>{id}</UserId><UserName>{}</UserName><Status>{}</Status><Engine>redis</Engine>\
+             <MinimumEngineVersion>6.0</MinimumEngineVersion><AccessString>on ~* +@all</AccessString>\
+             <UserGroupIds/><Authentication><Type>password</Type><PasswordCount>{}</PasswordCount>\
+             </Authentication><ARN>{ACCOUNT_ARN}{id}</ARN>",
+            u.name, u.status, u.passwords
+        )
+    }
+
+    const NS: &str = "http://elasticache.amazonaws.com/doc/2015-02-02/";
+
+    fn ok(action: &str, result: &str) -> Response<Full<Bytes>> {
+        let xml = format!(
+            "<{action}Response xmlns=\"{NS}\"><{action}Result>{result}</{action}Result>\
+             <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></{action}Response>"
+        );
+        Response::builder()
+            .header("content-type", "text/xml")
+            .body(Full::new(Bytes::from(xml)))
+            .unwrap()
+    }
+
+    fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+        let xml = format!(
+            "<ErrorResponse xmlns=\"{NS}\"><Error><Type>Sender</Type><Code>{code}</Code>\
+             <Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+        );
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/xml")
+            .body(Full::new(Bytes::from(xml)))
+            .unwrap()
+    }
+}
+
+/// Sets up an ElastiCache user backed by a Redis user that holds `Initial-pw-1234567`, and a
+/// function that may change users `ec-*` through the stand-in.
+async fn elasticache_rig(
+    delay: std::time::Duration,
+    status: &str,
+) -> (Rig, elasticache::StandIn, String, String) {
+    let (standin, url) = elasticache::StandIn::start(delay).await;
+    let name = unique_user("ec");
+    let id = name.replace('_', "-");
+    Server::Redis.create_user(&name, "Initial-pw-1234567").await;
+    standin.add(&id, &name, status);
+    let allowed = format!("{}ec-*", elasticache::ACCOUNT_ARN);
+    let rig = Rig::new(&[
+        ("ELASTICACHE_USER_ARNS", &allowed),
+        ("AWS_ENDPOINT_URL_ELASTICACHE", &url),
+    ])
+    .await;
+    (rig, standin, id, name)
+}
+
+fn ec_secret(id: &str, name: &str, password: &str, endpoint: bool) -> Value {
+    let mut v = json!({
+        "user_arn": format!("{}{id}", elasticache::ACCOUNT_ARN),
+        "username": name,
+        "password": password,
+    });
+    if endpoint {
+        v["host"] = json!("127.0.0.1");
+        v["port"] = json!(Server::Redis.plain_port());
+        v["ssl"] = json!(false);
+    }
+    v
+}
+
+/// With an endpoint: `[pending, current]` after each rotation, so the password read before a
+/// rotation keeps working until the next one retires it; every change waited out `modifying`, and
+/// no call ever asked for more than two passwords.
+#[tokio::test]
+async fn an_elasticache_user_keeps_two_passwords_then_one() {
+    let delay = std::time::Duration::from_millis(700);
+    let (mut rig, standin, id, name) = elasticache_rig(delay, "active").await;
+    let arn = rig
+        .secret(
+            "redis-ec",
+            &ec_secret(&id, &name, "Initial-pw-1234567", true),
+        )
+        .await;
+    let mut seen = vec!["Initial-pw-1234567".to_string()];
+    for round in 1..=2 {
+        rig.rotate_ok(&arn).await;
+        let new = password(&rig.value(&arn, AWSCURRENT).await);
+        Server::Redis.login(&name, &new).await.unwrap();
+        let old = seen.last().unwrap().clone();
+        Server::Redis
+            .login(&name, &old)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the previous password: {e}"));
+        if round == 2 {
+            assert!(Server::Redis.login(&name, &seen[0]).await.is_err());
+        }
+        assert_eq!(standin.users.lock().unwrap()[&id].passwords, 2);
+        seen.push(new);
+    }
+    let calls = standin.calls.lock().unwrap().clone();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("ModifyUser") && c.ends_with(" 1")),
+        "retired: {calls:?}"
+    );
+    assert!(calls.iter().all(|c| !c.ends_with(" 3")), "{calls:?}");
+    let secrets: Vec<&str> = seen.iter().map(String::as_str).collect();
+    rig.function.assert_no_leak(&secrets);
+}
+
+/// Without an endpoint, testSecret waits for `active` as AWS's template does; a user that is
+/// `modifying` when the rotation starts (another change) is waited out, not refused.
+#[tokio::test]
+async fn an_elasticache_user_without_an_endpoint_waits_for_active() {
+    let delay = std::time::Duration::from_millis(500);
+    let (mut rig, standin, id, name) = elasticache_rig(delay, "active").await;
+    let arn = rig
+        .secret(
+            "redis-ec",
+            &ec_secret(&id, &name, "Initial-pw-1234567", false),
+        )
+        .await;
+    // Another change in progress when the rotation begins.
+    standin.users.lock().unwrap().get_mut(&id).unwrap().status = "modifying".into();
+    let users = standin.users.clone();
+    let id2 = id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        users.lock().unwrap().get_mut(&id2).unwrap().status = "active".into();
+    });
+    rig.rotate_ok(&arn).await;
+    let new = password(&rig.value(&arn, AWSCURRENT).await);
+    Server::Redis.login(&name, &new).await.unwrap();
+    Server::Redis
+        .login(&name, "Initial-pw-1234567")
+        .await
+        .unwrap();
+}
+
+/// The writer of an ElastiCache secret: a user outside `ELASTICACHE_USER_ARNS`, another user's
+/// name under an allowed ARN, a password that does not log in. No `ModifyUser` is ever called.
+#[tokio::test]
+async fn an_elasticache_secret_writer_changes_nothing() {
+    let (mut rig, standin, id, name) = elasticache_rig(std::time::Duration::ZERO, "active").await;
+    let cases = [
+        (
+            ec_secret("other-1", &name, "Initial-pw-1234567", false),
+            "field `user_arn`",
+        ),
+        (
+            ec_secret(&id, "someone-else", "Initial-pw-1234567", false),
+            "field `username`",
+        ),
+        (
+            ec_secret(&id, &name, "Not-the-password-1", true),
+            "must log in as the user",
+        ),
+    ];
+    for (value, want) in cases {
+        let arn = rig.secret("redis-ec", &value).await;
+        let error = rig.refused(&arn).await;
+        assert!(error.contains(want), "{error}");
+    }
+    let calls = standin.calls.lock().unwrap().clone();
+    assert!(
+        calls.iter().all(|c| !c.starts_with("ModifyUser")),
+        "{calls:?}"
+    );
+    Server::Redis
+        .login(&name, "Initial-pw-1234567")
+        .await
+        .unwrap();
+}
