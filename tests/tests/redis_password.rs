@@ -989,3 +989,45 @@ async fn an_elasticache_secret_writer_changes_nothing() {
         .await
         .unwrap();
 }
+
+/// The pre-flight proves what the steps need (the value, the administrator, the user holding the
+/// current password) and changes nothing; a disallowed administrator secret is reported by name.
+#[tokio::test]
+async fn the_preflight_reports_and_changes_nothing() {
+    let server = Server::Redis;
+    let user = unique_user("app");
+    server.create_user(&user, "Initial-pw-1").await;
+    let mut rig = Rig::new(&[]).await;
+    let admin = rig.admin_secret(server).await;
+    let arn = rig
+        .secret("redis-app", &server.secret(&user, "Initial-pw-1", &admin))
+        .await;
+    rig.rotate_ok(&arn).await;
+    let before = server.acl(&user).await;
+    let report = driver::preflight(&mut rig.function, &arn).await.unwrap();
+    let text = driver::format_report(&report);
+    assert_eq!(report["preflight"], "ok", "{text}");
+    assert!(
+        text.contains("administrator") && text.contains(&user),
+        "{text}"
+    );
+    assert_eq!(server.acl(&user).await, before);
+
+    let other = rig
+        .secret(
+            "other-admin",
+            &json!({"host": "127.0.0.1", "port": server.port(), "username": env("TEST_REDIS_ADMIN"), "password": env("TEST_REDIS_ADMIN_PASS"), "ssl": false}),
+        )
+        .await;
+    let arn = rig
+        .secret(
+            "redis-app",
+            &server.secret(&user, &password(&rig.value(&arn, AWSCURRENT).await), &other),
+        )
+        .await;
+    let report = driver::preflight(&mut rig.function, &arn).await.unwrap();
+    let text = driver::format_report(&report);
+    assert_eq!(report["preflight"], "failed", "{text}");
+    assert!(text.contains("REDIS_ADMIN_SECRET_ARNS"), "{text}");
+    assert_eq!(server.acl(&user).await, before);
+}
