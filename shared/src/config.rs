@@ -40,7 +40,30 @@ pub const ENV: &[&str] = &[
     "RUST_LOG",
     "METRICS_NAMESPACE",
     "RETIRE_PREVIOUS",
+    "RETIRE_PREVIOUS_MIN_AGE_SECONDS",
 ];
+
+/// `RETIRE_PREVIOUS_MIN_AGE_SECONDS` unset or blank.
+pub const RETIRE_MIN_AGE_DEFAULT: Duration = Duration::from_secs(7200);
+
+/// How long, at least, the credential that stopped being current keeps working before
+/// `RETIRE_PREVIOUS=next-rotation` retires it (`RETIRE_PREVIOUS_MIN_AGE_SECONDS`). The default,
+/// 2 h, is twice the longest common cache lifetime (AWS's caching clients and the Lambda extension
+/// refresh hourly), because "stopped being current" is read as the new version's creation, which
+/// precedes its promotion by the rotation's own run; and it is below Secrets Manager's shortest
+/// schedule (4 h), so scheduled rotations never wait for it.
+pub fn retire_min_age() -> Result<Duration, String> {
+    const NAME: &str = "RETIRE_PREVIOUS_MIN_AGE_SECONDS";
+    match non_empty_env(NAME) {
+        None => Ok(RETIRE_MIN_AGE_DEFAULT),
+        Some(v) => v.trim().parse().map(Duration::from_secs).map_err(|_| {
+            format!(
+                "{NAME} must be a whole number of seconds, got `{}`",
+                v.escape_debug()
+            )
+        }),
+    }
+}
 
 /// When the credential that became `AWSPREVIOUS` is retired (`RETIRE_PREVIOUS`), the same for
 /// every rotator.
@@ -56,6 +79,7 @@ pub enum Retire {
 
 impl Retire {
     pub fn from_env() -> Result<Self, String> {
+        retire_min_age()?;
         match non_empty_env("RETIRE_PREVIOUS").as_deref().map(str::trim) {
             None | Some("next-rotation") => Ok(Retire::NextRotation),
             Some("finish") => Ok(Retire::Finish),

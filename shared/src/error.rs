@@ -27,6 +27,10 @@ pub enum Error {
     /// The step's time budget ran out (`retry::within_budget`); names what was slow.
     #[error("{0}")]
     OutOfTime(String),
+    /// The step would retire the previous credential before its minimum age
+    /// (`Versions::may_retire_previous`); says when the rotation can run.
+    #[error("{0}")]
+    TooSoon(String),
 }
 
 impl Error {
@@ -54,6 +58,7 @@ impl Error {
             Error::Target(_) => "target",
             Error::Dead(_) => "dead-pending",
             Error::OutOfTime(_) => "out-of-time",
+            Error::TooSoon(_) => "too-soon",
         }
     }
 
@@ -67,6 +72,7 @@ impl Error {
             Error::Target(_) => "TargetServiceFailed",
             Error::Dead(_) => "PendingCredentialDead",
             Error::OutOfTime(_) => "StepOutOfTime",
+            Error::TooSoon(_) => "PreviousCredentialTooYoung",
         }
     }
 }

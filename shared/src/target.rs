@@ -7,8 +7,14 @@ use crate::store::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, Labels, SecretMeta, SecretStore, StoreError,
 };
 use async_trait::async_trait;
+use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
 use std::time::SystemTime;
 use tokio::sync::OnceCell;
+
+/// A secret's tag whose value is the version id of a leaked `AWSPREVIOUS` credential: the next
+/// rotation retires it without waiting for `RETIRE_PREVIOUS_MIN_AGE_SECONDS`. Tagging takes
+/// `secretsmanager:TagResource`, apart from `PutSecretValue`.
+pub const RETIRE_NOW_TAG: &str = "rotation:retire-previous-now";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetKind {
@@ -69,6 +75,7 @@ pub struct Versions<'a> {
     current: OnceCell<SecretString>,
     previous: OnceCell<Option<SecretString>>,
     pending: OnceCell<SecretString>,
+    previous_retired_at: OnceCell<Option<SystemTime>>,
     /// Other secrets read in this step (a master or private-key secret), read once each.
     others: std::sync::Mutex<std::collections::HashMap<String, SecretString>>,
 }
@@ -88,6 +95,7 @@ impl<'a> Versions<'a> {
             current: OnceCell::new(),
             previous: OnceCell::new(),
             pending: OnceCell::new(),
+            previous_retired_at: OnceCell::new(),
             others: Default::default(),
         }
     }
@@ -133,6 +141,7 @@ impl<'a> Versions<'a> {
         self.current = OnceCell::new();
         self.previous = OnceCell::new();
         self.pending = OnceCell::new();
+        self.previous_retired_at = OnceCell::new();
         Ok(())
     }
 
@@ -199,10 +208,53 @@ impl<'a> Versions<'a> {
     /// the `AWSCURRENT` version was created (by the rotation that replaced it, seconds before its
     /// finishSecret). `None` when the store cannot tell.
     pub async fn previous_retired_at(&self) -> Result<Option<SystemTime>, Error> {
-        match self.meta.labels.version_with(AWSCURRENT) {
-            Some(id) => Ok(self.store.version_created(&self.meta.arn, id).await?),
-            None => Ok(None),
+        self.previous_retired_at
+            .get_or_try_init(|| async {
+                match self.meta.labels.version_with(AWSCURRENT) {
+                    Some(id) => Ok(self.store.version_created(&self.meta.arn, id).await?),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// Whether `what` may retire the credential labelled `AWSPREVIOUS` now. With
+    /// `RETIRE_PREVIOUS=next-rotation` it keeps working for `RETIRE_PREVIOUS_MIN_AGE_SECONDS`
+    /// after it stopped being current, even when rotations come back to back (a manual rotation
+    /// after a scheduled one, a retry): `Error::TooSoon` says when this rotation can run. Not
+    /// within that time: `finish` (retiring at once is what it asks for), no previous version, an
+    /// age the store cannot tell, or the secret's tag `rotation:retire-previous-now` naming the
+    /// previous version (a leaked credential).
+    pub async fn may_retire_previous(&self, when: Retire, what: &str) -> Result<(), Error> {
+        let Some(previous) = self.meta.labels.version_with(AWSPREVIOUS) else {
+            return Ok(());
+        };
+        if when == Retire::Finish || self.tag(RETIRE_NOW_TAG) == Some(previous) {
+            return Ok(());
         }
+        let Some(since) = self.previous_retired_at().await? else {
+            return Ok(());
+        };
+        let min_age = crate::config::retire_min_age().map_err(Error::Gate)?;
+        let until = since + min_age;
+        if SystemTime::now() >= until {
+            return Ok(());
+        }
+        let at = |t: SystemTime| {
+            DateTime::from(t)
+                .fmt(DateTimeFormat::DateTime)
+                .unwrap_or_default()
+        };
+        Err(Error::TooSoon(format!(
+            "{what} would retire the previous credential (version {previous}), which stopped being \
+             current at {} and keeps working for RETIRE_PREVIOUS_MIN_AGE_SECONDS={}: this rotation \
+             can run from {}; if that credential leaked, tag the secret {RETIRE_NOW_TAG}={previous} \
+             to retire it at once",
+            at(since),
+            min_age.as_secs(),
+            at(until),
+        )))
     }
 
     /// Reports a previous credential used after it stopped being current: one warning naming the

@@ -36,6 +36,10 @@ impl Rig {
 
     /// The function talks to IAM (and Secrets Manager) at `endpoint`.
     async fn at(retire: &str, put: bool, endpoint: String) -> Self {
+        Self::with_env(retire, put, endpoint, &[]).await
+    }
+
+    async fn with_env(retire: &str, put: bool, endpoint: String, extra: &[(&str, &str)]) -> Self {
         let admin = Admin::connect().await;
         let rotator = e2e::db::unique_user("rotator");
         let (key, secret) = admin.rotator(&rotator, put).await;
@@ -52,6 +56,7 @@ impl Rig {
         if !action.is_empty() {
             env.push(("OLD_KEY_ACTION".into(), action.into()));
         }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let function = Function::start(&e2e::workspace_binary(BINARY), &env, false)
             .await
             .unwrap();
@@ -248,7 +253,9 @@ async fn old_key_action_delete_removes_the_old_key() {
 /// `PreviousCredentialInUse` metric, and the rotation goes on.
 #[tokio::test]
 async fn next_rotation_keeps_the_previous_key_until_the_next_rotation() {
-    let mut rig = Rig::new("next-rotation").await;
+    // Rotations seconds apart: no minimum age here (`back_to_back_rotations_...` tests it).
+    let min_age = [("RETIRE_PREVIOUS_MIN_AGE_SECONDS", "0")];
+    let mut rig = Rig::with_env("next-rotation", true, iam::url(), &min_age).await;
     let (user, arn, k0, s0) = rig.user_and_secret().await;
     // The consumer cached (k0, s0). The rotation runs; the cached key still works.
     rig.rotate_ok(&arn).await;
@@ -296,6 +303,65 @@ async fn next_rotation_keeps_the_previous_key_until_the_next_rotation() {
         "{metric}"
     );
     rig.assert_no_leak(&[&s0, &s1]);
+}
+
+/// #23.3: rotations back to back (a manual rotation seconds after a scheduled one, a retry) never
+/// delete the key that was current seconds earlier: IAM's two-key limit blocks the second, which
+/// fails saying when it can run, and the key keeps working. For a leak, the tag
+/// `rotation:retire-previous-now` naming that key's version retires it at once.
+#[tokio::test]
+async fn back_to_back_rotations_keep_the_previous_key_for_its_minimum_age() {
+    let mut rig = Rig::new("next-rotation").await;
+    let (user, arn, k0, s0) = rig.user_and_secret().await;
+    rig.rotate_ok(&arn).await;
+    let (k1, _) = rig.current_key(&arn).await;
+    let r = rig.rotate(&arn, false).await;
+    assert_eq!(r.steps.len(), 1, "{:?}", r.steps);
+    let err = r.steps[0].result.clone().unwrap_err();
+    assert!(
+        err.starts_with(&format!("createSecret failed for secret {arn}"))
+            && err.contains(&format!("deleting the previous access key {k0}"))
+            && err.contains("RETIRE_PREVIOUS_MIN_AGE_SECONDS=7200")
+            && err.contains("this rotation can run from 20"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.function.error_types().last().map(String::as_str),
+        Some("PreviousCredentialTooYoung")
+    );
+    iam::caller(&k0, &s0)
+        .await
+        .expect("the key current seconds ago still works");
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0.clone(), true), (k1.clone(), true)])
+    );
+
+    let previous = r.labels.version_with(AWSPREVIOUS).unwrap().to_owned();
+    rig.admin
+        .sm
+        .tag_resource()
+        .secret_id(&arn)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(shared::target::RETIRE_NOW_TAG)
+                .value(&previous)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = rig.rotate(&arn, true).await;
+    assert!(r.succeeded(), "{:?}", r.steps);
+    assert!(
+        iam::caller(&k0, &s0).await.is_err(),
+        "the leaked key is deleted"
+    );
+    let (k2, _) = rig.current_key(&arn).await;
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k1, true), (k2, true)])
+    );
 }
 
 /// `OLD_KEY_ACTION=keep` is folded into `RETIRE_PREVIOUS`: the function refuses to start and says

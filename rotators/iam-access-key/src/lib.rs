@@ -538,6 +538,9 @@ impl Target for IamAccessKey {
         }
         // The previous version names the key, and a writer can name any user's key there.
         self.prove_owner(v, &current).await?;
+        // IAM allows two keys: a rotation that cannot delete this one cannot make its own.
+        v.may_retire_previous(when, &format!("deleting the previous access key {old}"))
+            .await?;
         let user = current.user.as_str();
         self.report_late_use(v, &old).await;
         let action = match when {
