@@ -4,6 +4,7 @@
 //! the staging-label state machine, the stage gate, idempotency, logging and metrics live here.
 
 pub mod allow_list;
+pub mod bounded;
 pub mod config;
 pub mod error;
 pub mod event;

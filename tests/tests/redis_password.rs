@@ -611,7 +611,7 @@ async fn a_hostile_or_silent_server_fails_the_step_with_our_error() {
         let started = std::time::Instant::now();
         let error = rig.refused(&arn).await;
         let want = match hostile {
-            true => "more than 1048576 bytes",
+            true => "more than 1024 KiB on one session",
             false => "timed out after 1s",
         };
         assert!(

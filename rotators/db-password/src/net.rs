@@ -7,6 +7,7 @@
 
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
+pub use shared::bounded::Bounded;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -30,54 +31,7 @@ pub const SESSION_READ_LIMIT: usize = 8 << 20;
 pub async fn connect(host: &str, port: u16) -> std::io::Result<Bounded<TcpStream>> {
     let stream = TcpStream::connect((host, port)).await?;
     stream.set_nodelay(true)?;
-    Ok(Bounded {
-        inner: stream,
-        left: SESSION_READ_LIMIT,
-    })
-}
-
-/// A stream that fails once it has read its limit (give or take one read).
-pub struct Bounded<S> {
-    inner: S,
-    left: usize,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.left == 0 {
-            return Poll::Ready(Err(std::io::Error::other(format!(
-                "the server sent more than {} MiB on one session, where a rotation reads a few KiB",
-                SESSION_READ_LIMIT >> 20
-            ))));
-        }
-        let before = buf.filled().len();
-        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let read = buf.filled().len() - before;
-        self.left = self.left.saturating_sub(read);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+    Ok(Bounded::new(stream, SESSION_READ_LIMIT))
 }
 
 /// Starts TLS on `stream`, verifying the certificate against `host`.

@@ -9,11 +9,11 @@ use redis::{AsyncConnectionConfig, ErrorKind, RedisConnectionInfo, Value};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use shared::SecretString;
-use std::pin::Pin;
+use shared::bounded::Bounded;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::{Duration, Instant, SystemTime};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub const CA_BUNDLE_FILE: &str = "REDIS_CA_BUNDLE_FILE";
@@ -167,10 +167,7 @@ pub async fn login(
         // A login is several small writes; Nagle would hold each for a delayed ACK.
         tcp.set_nodelay(true)
             .map_err(|e| LoginError::Failed(e.to_string()))?;
-        let tcp = Bounded {
-            inner: tcp,
-            left: SESSION_READ_LIMIT,
-        };
+        let tcp = Bounded::new(tcp, SESSION_READ_LIMIT);
         if !tls {
             return handshake(&info, tcp, config).await;
         }
@@ -230,49 +227,6 @@ where
         })?;
     tokio::spawn(driver);
     Ok(conn)
-}
-
-/// A stream that fails once it has read `SESSION_READ_LIMIT` bytes (TLS records included).
-struct Bounded<S> {
-    inner: S,
-    left: usize,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.left == 0 {
-            return Poll::Ready(Err(std::io::Error::other(format!(
-                "the server sent more than {SESSION_READ_LIMIT} bytes, more than any answer of a rotation"
-            ))));
-        }
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        self.left = self.left.saturating_sub(read);
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 /// A user's ACL as `ACL GETUSER` shows it.
