@@ -78,10 +78,14 @@ pub enum Retire {
 }
 
 impl Retire {
+    /// `RETIRE_PREVIOUS` unset or blank.
+    pub const DEFAULT: Retire = Retire::NextRotation;
+
     pub fn from_env() -> Result<Self, String> {
         retire_min_age()?;
         match non_empty_env("RETIRE_PREVIOUS").as_deref().map(str::trim) {
-            None | Some("next-rotation") => Ok(Retire::NextRotation),
+            None => Ok(Self::DEFAULT),
+            Some("next-rotation") => Ok(Retire::NextRotation),
             Some("finish") => Ok(Retire::Finish),
             Some(other) => Err(format!(
                 "RETIRE_PREVIOUS must be next-rotation or finish, got `{}`",

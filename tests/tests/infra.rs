@@ -82,6 +82,84 @@ fn every_variable_a_binary_reads_is_documented() {
     }
 }
 
+/// The README's environment table (`## Configuration`): every variable a row's first cell names,
+/// with that row's default cell.
+fn documented_variables() -> BTreeMap<String, String> {
+    let readme = read("README.md");
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README.md has a Configuration section");
+    let mut vars = BTreeMap::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+        let default = cells.get(1).map(|c| c.trim()).unwrap_or_default();
+        for name in cells[0].split('`').skip(1).step_by(2) {
+            vars.insert(name.to_owned(), default.to_owned());
+        }
+    }
+    assert!(vars.len() > 10, "{vars:?}");
+    vars
+}
+
+/// #23.9: the table names only variables a binary reads, and the defaults it names are the code's
+/// (where the code holds the default in one place a test can reach).
+#[test]
+fn the_readme_table_names_read_variables_with_the_codes_defaults() {
+    let table = documented_variables();
+    let read_somewhere: BTreeSet<&str> = rotators().iter().flat_map(|(_, b)| reads(b)).collect();
+    for var in table.keys() {
+        assert!(
+            read_somewhere.contains(var.as_str()),
+            "README.md documents {var}, which no binary reads"
+        );
+    }
+    let policy = shared::password::PasswordPolicy::default();
+    let finish_action =
+        iam_access_key::OldKeyAction::parse(None, shared::config::Retire::Finish).unwrap();
+    let defaults = [
+        ("PASSWORD_LENGTH", policy.length.to_string()),
+        ("EXCLUDE_CHARACTERS", policy.exclude_characters.clone()),
+        ("EXCLUDE_NUMBERS", policy.exclude_numbers.to_string()),
+        (
+            "EXCLUDE_PUNCTUATION",
+            policy.exclude_punctuation.to_string(),
+        ),
+        ("EXCLUDE_UPPERCASE", policy.exclude_uppercase.to_string()),
+        ("EXCLUDE_LOWERCASE", policy.exclude_lowercase.to_string()),
+        (
+            "REQUIRE_EACH_INCLUDED_TYPE",
+            policy.require_each_included_type.to_string(),
+        ),
+        (
+            "METRICS_NAMESPACE",
+            shared::telemetry::DEFAULT_NAMESPACE.to_owned(),
+        ),
+        (
+            "RETIRE_PREVIOUS",
+            shared::config::Retire::DEFAULT.as_str().to_owned(),
+        ),
+        (
+            "RETIRE_PREVIOUS_MIN_AGE_SECONDS",
+            shared::config::RETIRE_MIN_AGE_DEFAULT.as_secs().to_string(),
+        ),
+        (
+            "OLD_KEY_ACTION",
+            format!("{finish_action:?}").to_lowercase(),
+        ),
+    ];
+    for (var, want) in defaults {
+        let cell = table
+            .get(var)
+            .unwrap_or_else(|| panic!("README.md's table lacks {var}"));
+        assert!(
+            cell.starts_with(&format!("`{want}`")),
+            "README.md gives {var} the default {cell}; the code's is `{want}`"
+        );
+    }
+}
+
 #[test]
 fn the_sam_template_has_one_function_per_binary() {
     let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
