@@ -209,11 +209,14 @@ pub fn pg_ident(name: &str) -> String {
 /// its master secrets `...master-<unique>`, and no other secret so.
 pub const MASTER_SECRETS: &str = "arn:aws:secretsmanager:*:*:secret:*master-*";
 
-/// The DB function's environment in the tests: the test CA, and the master secrets it may use.
+/// The DB function's environment in the tests: the test CA, the master secrets it may use, and
+/// no minimum age for the previous credential (the tests rotate back to back; one test keeps
+/// the default).
 pub fn function_env() -> Vec<(String, String)> {
     vec![
         ("DB_CA_BUNDLE_FILE".into(), env("TEST_CA_FILE")),
         ("DB_MASTER_SECRET_ARNS".into(), MASTER_SECRETS.into()),
+        ("RETIRE_PREVIOUS_MIN_AGE_SECONDS".into(), "0".into()),
     ]
 }
 

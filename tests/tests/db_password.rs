@@ -1461,3 +1461,41 @@ async fn a_server_sending_an_endless_message_is_cut_off() {
     let peak = rig.function.peak_rss_kib().unwrap();
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
 }
+
+/// Back-to-back rotations (#23.3 for the DB rotator): with the default minimum age, the second
+/// of two rotations seconds apart does not reset the alternating user that was current until
+/// seconds earlier, nor remove a dual password's previous password; it fails saying when it can
+/// run, and every credential a consumer may hold keeps working.
+#[tokio::test]
+async fn back_to_back_rotations_keep_the_previous_credential_for_its_minimum_age() {
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS_MIN_AGE_SECONDS", "")]).await;
+    for (kind, dual) in [(Kind::Postgres, false), (Kind::MariaDb, true)] {
+        let user = unique_user("b2b");
+        kind.create_user(&user, "Initial-pw-1").await;
+        let (su, sp) = kind.superuser();
+        let master = rig.secret("db-master", &kind.secret(&su, &sp)).await;
+        let mut value = kind.secret(&user, "Initial-pw-1");
+        value["masterarn"] = json!(master);
+        if dual {
+            value["dual_password"] = json!(true);
+        }
+        let arn = rig.secret("db-b2b", &value).await;
+        rig.rotate_ok(&arn).await;
+        let (cur_user, cur_pw) = creds(&rig.value(&arn, AWSCURRENT).await);
+        let r = rig.rotate(&arn).await;
+        let err = r
+            .steps
+            .iter()
+            .find_map(|s| s.result.clone().err())
+            .unwrap_or_else(|| panic!("{}: the second rotation ran: {:?}", kind.engine(), r.steps));
+        assert!(
+            err.contains("RETIRE_PREVIOUS_MIN_AGE_SECONDS=7200") && err.contains("can run from"),
+            "{}: {err}",
+            kind.engine()
+        );
+        kind.login(&user, "Initial-pw-1")
+            .await
+            .unwrap_or_else(|e| panic!("{}: the previous credential: {e}", kind.engine()));
+        kind.login(&cur_user, &cur_pw).await.unwrap();
+    }
+}

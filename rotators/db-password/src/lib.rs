@@ -154,11 +154,19 @@ impl Target for DbPassword {
     /// password stopped working when setSecret changed it, and in alternating mode the previous
     /// user stays valid until the next rotation's setSecret gives it a new password (which
     /// reports any open session of it).
-    async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
+    async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error> {
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
         let Some(masterarn) = current.masterarn.as_ref().filter(|_| current.dual_password) else {
             return Ok(());
         };
+        v.may_retire_previous(
+            when,
+            &format!(
+                "removing the previous password of user {:?}",
+                current.username
+            ),
+        )
+        .await?;
         let mut conn = self.master_login(v, masterarn, &current).await?;
         conn.keep_only_password(&current.username, &current.password)
             .await
@@ -577,6 +585,16 @@ impl DbPassword {
         pending: &DbSecret,
         current: &DbSecret,
     ) -> Result<(), Error> {
+        // The pending user is the previous one: a new password retires what a consumer may still
+        // hold, so it keeps its minimum age whatever RETIRE_PREVIOUS says (back-to-back rotations).
+        v.may_retire_previous(
+            Retire::NextRotation,
+            &format!(
+                "setting a new password on the previous user {:?}",
+                pending.username
+            ),
+        )
+        .await?;
         let mut conn = self.master_login(v, masterarn, current).await?;
         let (original, clone) =
             pair(&current.username, current.engine).map_err(|e| Error::value(AWSCURRENT, e))?;
