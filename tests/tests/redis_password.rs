@@ -127,9 +127,11 @@ struct Rig {
 
 impl Rig {
     async fn new(extra: &[(&str, &str)]) -> Self {
+        // No minimum age for the previous password: the tests rotate back to back.
         let mut vars = vec![
             ("REDIS_CA_BUNDLE_FILE".to_string(), env("TEST_CA_FILE")),
             ("REDIS_ADMIN_SECRET_ARNS".to_string(), ADMIN_SECRETS.into()),
+            ("RETIRE_PREVIOUS_MIN_AGE_SECONDS".to_string(), "0".into()),
         ];
         for (k, v) in extra {
             vars.retain(|(name, _)| name != k);
@@ -515,6 +517,7 @@ async fn a_crash_after_every_call_converges() {
         let env = vec![
             ("REDIS_CA_BUNDLE_FILE".to_string(), env("TEST_CA_FILE")),
             ("REDIS_ADMIN_SECRET_ARNS".to_string(), ADMIN_SECRETS.into()),
+            ("RETIRE_PREVIOUS_MIN_AGE_SECONDS".to_string(), "0".into()),
             ("FAULT_CRASH_AFTER".to_string(), n.to_string()),
             ("FAULT_MARKER".to_string(), marker.display().to_string()),
         ];
@@ -1030,4 +1033,34 @@ async fn the_preflight_reports_and_changes_nothing() {
     assert_eq!(report["preflight"], "failed", "{text}");
     assert!(text.contains("REDIS_ADMIN_SECRET_ARNS"), "{text}");
     assert_eq!(server.acl(&user).await, before);
+}
+
+/// Back-to-back rotations keep the previous password for its minimum age (#23.3): with the
+/// default, the second of two rotations seconds apart fails saying when it can run, and the
+/// password a consumer read before the first one still logs in.
+#[tokio::test]
+async fn back_to_back_rotations_keep_the_previous_password_for_its_minimum_age() {
+    let server = Server::Redis;
+    let user = unique_user("b2b");
+    server.create_user(&user, "Initial-pw-1").await;
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS_MIN_AGE_SECONDS", "")]).await;
+    let admin = rig.admin_secret(server).await;
+    let arn = rig
+        .secret("redis-b2b", &server.secret(&user, "Initial-pw-1", &admin))
+        .await;
+    rig.rotate_ok(&arn).await;
+    let r = rig.rotate(&arn).await;
+    let err = r
+        .steps
+        .iter()
+        .find_map(|s| s.result.clone().err())
+        .unwrap_or_else(|| panic!("the second rotation ran: {:?}", r.steps));
+    assert!(
+        err.contains("RETIRE_PREVIOUS_MIN_AGE_SECONDS=7200") && err.contains("can run from"),
+        "{err}"
+    );
+    server
+        .login(&user, "Initial-pw-1")
+        .await
+        .expect("the previous password still logs in");
 }

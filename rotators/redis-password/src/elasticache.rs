@@ -17,6 +17,7 @@ use crate::secret::{Fields, RedisSecret, take_password};
 use aws_sdk_elasticache::error::ProvideErrorMetadata;
 use serde_json::{Map, Value};
 use shared::allow_list::AllowList;
+use shared::config::Retire;
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Versions};
 use std::time::{Duration, Instant};
@@ -164,7 +165,7 @@ impl ElastiCache {
     }
 
     /// `[current]` when the user has two passwords and AWSPREVIOUS is of the same user.
-    pub async fn retire(&self, v: &Versions<'_>, s: &Settings) -> Result<(), Error> {
+    pub async fn retire(&self, v: &Versions<'_>, s: &Settings, when: Retire) -> Result<(), Error> {
         let Some(previous) = v.previous().await? else {
             return Ok(());
         };
@@ -177,6 +178,11 @@ impl ElastiCache {
         if self.user(&current).await?.passwords < 2 {
             return Ok(());
         }
+        v.may_retire_previous(
+            when,
+            &format!("removing the previous password of {}", current.user_arn),
+        )
+        .await?;
         self.modify(v, &current, &[&current.password]).await?;
         tracing::info!(user_arn = %current.user_arn, "the previous password is removed");
         Ok(())

@@ -132,9 +132,9 @@ impl Target for RedisPassword {
 
     /// Removes the AWSPREVIOUS password from the user: only when it is another password of the
     /// same user on the same server than AWSCURRENT's, after AWSCURRENT's proof of possession.
-    async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
+    async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error> {
         if is_elasticache(v.current().await?) {
-            return self.elasticache.retire(v, &self.settings).await;
+            return self.elasticache.retire(v, &self.settings, when).await;
         }
         let Some(previous) = v.previous().await? else {
             return Ok(());
@@ -159,6 +159,15 @@ impl Target for RedisPassword {
         if old == password_hash(&current.password) {
             return Ok(());
         }
+        // Back-to-back rotations keep the previous password for its minimum age.
+        v.may_retire_previous(
+            when,
+            &format!(
+                "removing the previous password of user {:?}",
+                current.username
+            ),
+        )
+        .await?;
         let (mut admin, acl) = self.admin_for(v, &current).await?;
         if !acl.has_password(&old) {
             return Ok(());
