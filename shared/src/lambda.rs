@@ -36,12 +36,7 @@ pub async fn serve(
                     retire,
                     writes: Some(&*writes),
                 };
-                return preflight(&*store, &*target, &event.payload, Some(deadline), ctx)
-                    .await
-                    .map_err(|message| Diagnostic {
-                        error_type: "InvalidPreflight".into(),
-                        error_message: message,
-                    });
+                return preflight(&*store, &*target, &event.payload, Some(deadline), ctx).await;
             }
             if is_refresh(&event.payload) {
                 return refresh(
@@ -133,20 +128,24 @@ pub struct Preflight<'a> {
     pub writes: Option<&'a dyn crate::preflight::WriteAccess>,
 }
 
-/// Runs the read-only pre-flight check and answers with its report (a bad event is an error).
+/// Runs the read-only pre-flight check and answers with its report. A bad event is an
+/// `InvalidPreflight` error; a check still waiting when the time budget runs out (as for a step)
+/// is a `StepOutOfTime` error naming the call.
 pub async fn preflight(
     store: &dyn SecretStore,
     target: &dyn Target,
     payload: &Value,
     deadline: Option<SystemTime>,
     ctx: Preflight<'_>,
-) -> Result<Value, String> {
+) -> Result<Value, Diagnostic> {
     let secret = match payload.get("SecretId") {
         Some(Value::String(s)) if !s.trim().is_empty() && !s.chars().any(char::is_control) => s,
         _ => {
-            return Err(
-                "invalid preflight event: field `SecretId` must be a non-empty string".into(),
-            );
+            return Err(Diagnostic {
+                error_type: "InvalidPreflight".into(),
+                error_message:
+                    "invalid preflight event: field `SecretId` must be a non-empty string".into(),
+            });
         }
     };
     let span = tracing::info_span!("preflight", rotator = ctx.rotator, secret_id = %secret);
@@ -159,8 +158,13 @@ pub async fn preflight(
             deadline,
             ctx.retire,
             ctx.writes,
-        )
-        .await;
+        );
+        let checks = crate::retry::within_budget(deadline, checks)
+            .await
+            .map_err(|slow| Diagnostic {
+                error_type: crate::Error::OutOfTime(String::new()).error_type().into(),
+                error_message: format!("preflight of {secret}: {slow}"),
+            })?;
         let failed = checks
             .iter()
             .filter(|c| c.status == crate::preflight::Status::Failed)

@@ -60,6 +60,32 @@ async fn a_stalled_secrets_manager_ends_the_step_with_our_error_before_the_deadl
     assert!(took < deadline - Duration::from_secs(2), "{took:?}");
 }
 
+/// #23.4: the pre-flight runs under the same budget as a step.
+#[tokio::test]
+async fn a_stalled_preflight_ends_with_our_error_before_the_deadline() {
+    let (_client, arn, _) = begun("stalled-preflight").await;
+    let (url, stall) = proxy::start_stalling(stack::endpoint()).await;
+    let mut f = start(&[("AWS_ENDPOINT_URL", &url)]).await;
+    stall.store(true, Ordering::SeqCst);
+    let deadline = Duration::from_secs(8);
+    let started = Instant::now();
+    let event = json!({"Step": "preflight", "SecretId": arn});
+    let reply = f.invoke(&event, deadline).await.unwrap();
+    let took = started.elapsed();
+    let Reply::Error(err) = reply else {
+        panic!("{reply:?}");
+    };
+    assert!(
+        err.starts_with(&format!("preflight of {arn}"))
+            && err.contains("time budget ran out")
+            && err.contains("while waiting for Secrets Manager"),
+        "{err}"
+    );
+    assert_eq!(f.error_types(), ["StepOutOfTime"]);
+    assert!(took < deadline - Duration::from_secs(2), "{took:?}");
+    f.stop().await;
+}
+
 /// #23.6: Lambda's `errorType` says what ended the step (one kind per `shared::Error` variant, and
 /// `InvalidEvent`), so Secrets Manager's failure message, the console and an alarm can tell them
 /// apart; the message reads as before.
