@@ -133,6 +133,32 @@ async fn the_handler_runs_a_step_and_reports_it() {
     assert!(store.value_of(&arn, AWSPENDING).is_some());
 }
 
+/// #23.2: with `RotateImmediately=false`, Secrets Manager tests the configuration by labelling a
+/// copy of `AWSCURRENT` `AWSPENDING` and running testSecret alone. Even when testSecret finds that
+/// value dead, the label stays: the probe is the service's, not a pending credential to abandon.
+#[tokio::test]
+async fn the_dead_pending_rule_never_takes_the_label_off_a_probe() {
+    let store = MemoryStore::new();
+    let faults = Faults::default();
+    let service = KeyService::new(&faults);
+    let seed = service.seed();
+    let arn = store.create_secret("probe", &seed);
+    store.set_rotation_enabled(&arn, true);
+    let current = shared::SecretString::from(seed.as_str());
+    shared::store::SecretStore::put_pending(&store, &arn, "probe", &current, None)
+        .await
+        .unwrap();
+    service.revoke(&seed);
+    let event = RotationEvent::new(Step::Test, &arn, "probe");
+    let err = run_step(&store, &service, &event, None, Retire::NextRotation)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("AWSPENDING stays on version probe"), "{err}");
+    assert!(store.labels(&arn).has("probe", AWSPENDING));
+    assert_eq!(store.value_of(&arn, AWSCURRENT), Some(seed));
+}
+
 /// What happens to a rotation: a step invoked (repeated, out of order), or someone outside the
 /// rotation revoking the pending key.
 #[derive(Clone, Copy, Debug)]

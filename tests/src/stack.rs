@@ -105,6 +105,25 @@ pub async fn begin_rotation(
     Ok(())
 }
 
+/// What Secrets Manager does to test the rotation configuration when rotation is turned on with
+/// `RotateImmediately=false`: rotation enabled, and a new version holding a copy of `AWSCURRENT`
+/// labelled `AWSPENDING`, on which it runs testSecret alone (then removes the label). Returns that
+/// version's id. The probe's content is not documented; a copy of `AWSCURRENT` is the likely one.
+pub async fn begin_probe(client: &Client, secret_id: &str, lambda_arn: &str) -> String {
+    let placeholder = shared::random::version_id();
+    begin_rotation(client, secret_id, &placeholder, lambda_arn)
+        .await
+        .unwrap();
+    let store = AwsStore::new(client.clone());
+    let current = store.get_value(secret_id, None, AWSCURRENT).await.unwrap();
+    let probe = shared::random::version_id();
+    store
+        .put_pending(secret_id, &probe, &current.value, None)
+        .await
+        .unwrap();
+    probe
+}
+
 pub async fn create_secret(client: &Client, name: &str, value: &str) -> String {
     client
         .create_secret()

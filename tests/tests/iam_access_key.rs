@@ -364,6 +364,25 @@ async fn back_to_back_rotations_keep_the_previous_key_for_its_minimum_age() {
     );
 }
 
+/// #23.2: Secrets Manager's configuration test for `RotateImmediately=false` (testSecret alone on
+/// a copy of `AWSCURRENT` labelled `AWSPENDING`) passes, and the user's keys do not change.
+#[tokio::test]
+async fn a_configuration_test_probe_passes_and_changes_no_key() {
+    let mut rig = Rig::new("next-rotation").await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let probe = stack::begin_probe(&rig.admin.sm, &arn, &stack::function_arn(BINARY)).await;
+    driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &probe,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rig.admin.keys(&user).await, vec![(k0, true)]);
+}
+
 /// `OLD_KEY_ACTION=keep` is folded into `RETIRE_PREVIOUS`: the function refuses to start and says
 /// what to set instead.
 #[tokio::test]

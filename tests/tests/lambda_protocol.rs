@@ -208,3 +208,23 @@ async fn finish_secret_makes_one_label_call() {
     );
     f.stop().await;
 }
+
+/// #23.2: the configuration test Secrets Manager runs for `RotateImmediately=false` (testSecret
+/// alone on a copy of `AWSCURRENT` labelled `AWSPENDING`) passes and changes nothing.
+#[tokio::test]
+async fn a_configuration_test_probe_passes_and_changes_nothing() {
+    let client = stack::client().await;
+    let value = r#"{"password":"Probe-password-p0","user":"u"}"#;
+    let arn = stack::create_secret(&client, &stack::unique("probe"), value).await;
+    let probe = stack::begin_probe(&client, &arn, &stack::function_arn(BINARY)).await;
+    let mut f = start(&[]).await;
+    driver::step(&mut f, Step::Test, &arn, &probe, Duration::from_secs(30))
+        .await
+        .unwrap();
+    f.stop().await;
+    let store = AwsStore::new(client);
+    let current = store.get_value(&arn, None, AWSCURRENT).await.unwrap();
+    assert_eq!(current.value.expose(), value);
+    let labels = store.describe(&arn).await.unwrap().labels;
+    assert!(labels.has(&probe, AWSPENDING), "{labels:?}");
+}
