@@ -7,6 +7,7 @@
 
 pub mod conn;
 pub mod elasticache;
+pub mod pin;
 pub mod secret;
 
 use async_trait::async_trait;
