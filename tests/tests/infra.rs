@@ -20,45 +20,17 @@ fn read(path: &str) -> String {
 
 /// (crate directory, binary name) of every rotator.
 fn rotators() -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(workspace().join("rotators")).unwrap() {
-        let dir = entry.unwrap().path();
-        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
-            continue;
-        };
-        let bin = manifest
-            .split("[[bin]]")
-            .nth(1)
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("name = \"")))
-            .map(|n| n.trim_end_matches('"').to_owned())
-            .unwrap_or_else(|| panic!("{} has no [[bin]]", dir.display()));
-        found.push((dir.file_name().unwrap().to_string_lossy().to_string(), bin));
-    }
-    found.sort();
+    let found: Vec<_> = e2e::rotators::all()
+        .iter()
+        .map(|r| (r.package.clone(), r.binary.clone()))
+        .collect();
     assert!(found.len() >= 3, "{found:?}");
     found
 }
 
 /// What each binary reads from its environment.
 fn reads(binary: &str) -> BTreeSet<&'static str> {
-    let own: &[&str] = match binary {
-        "rotate-db-password" => db_password::ENV,
-        "rotate-iam-access-key" => iam_access_key::ENV,
-        "rotate-github-token" => github_token::ENV,
-        "rotate-redis-password" => redis_password::ENV,
-        "rotate-random-password" => &[],
-        other => panic!("{other}: add its variables here"),
-    };
-    let password: &[&str] = match binary {
-        "rotate-iam-access-key" | "rotate-github-token" => &[],
-        _ => shared::password::ENV,
-    };
-    shared::config::ENV
-        .iter()
-        .chain(own)
-        .chain(password)
-        .copied()
-        .collect()
+    e2e::rotators::by_binary(binary).reads()
 }
 
 fn tagged_str(v: &Value) -> String {

@@ -33,15 +33,6 @@ use shared::{Error, SecretString, Target, TargetKind, Versions};
 
 pub const ROTATOR: &str = "db-password";
 
-/// The variables this rotator reads besides `shared::config::ENV` and the password policy's.
-pub const ENV: &[&str] = &[
-    "DB_CA_BUNDLE_FILE",
-    "DB_CA_BUNDLE_PEM",
-    "DB_CONNECT_TIMEOUT_SECONDS",
-    "DB_MASTER_SECRET_ARNS",
-    "DB_STATEMENT_TIMEOUT_SECONDS",
-];
-
 /// Characters never put in a generated password unless `EXCLUDE_CHARACTERS` says otherwise: the
 /// templates' `/@"'\` plus what breaks connection URLs and key=value DSNs (`:?#[]%&+=;` and the
 /// backquote), so a password can be pasted into any connection string unescaped.

@@ -32,9 +32,6 @@ use std::sync::Arc;
 
 pub const ROTATOR: &str = "github-token";
 
-/// The variables this rotator reads besides `shared::config::ENV`.
-pub const ENV: &[&str] = &["GITHUB_API_URL", "REVOKE_PREVIOUS"];
-
 /// What both credentials need: the GitHub API and the App's key.
 pub struct App {
     pub api: Api,

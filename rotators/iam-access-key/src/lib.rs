@@ -47,9 +47,6 @@ const CREATE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// sign in yet), within the step's budget.
 const PROOF_WAIT: Duration = Duration::from_secs(10);
 
-/// The variables this rotator reads besides `shared::config::ENV`.
-pub const ENV: &[&str] = &["OLD_KEY_ACTION"];
-
 /// What finishSecret does with the key that was current before, with `RETIRE_PREVIOUS=finish`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OldKeyAction {
