@@ -744,6 +744,61 @@ async fn a_writer_naming_another_user_with_a_junk_key_gets_nothing() {
     assert_eq!(rig.admin.keys(&writer).await, vec![(wk, true)]);
 }
 
+/// #20 threat: a writer who may only `PutSecretValue` names, in a version that becomes
+/// `AWSPREVIOUS`, another active key of the secret's own user that no version ever held (a
+/// break-glass key). Whether the current key then signs in (an owner restored it) or only the tag
+/// pins the user (the writer's junk key), the next rotation never retires that key: the
+/// `AWSPREVIOUS` value does not sign in with it, and a tag-only proof never retires.
+#[tokio::test]
+async fn a_writer_naming_another_key_of_the_user_as_previous_gets_it_not_retired() {
+    let min_age = [("RETIRE_PREVIOUS_MIN_AGE_SECONDS", "0")];
+    for restored in [false, true] {
+        let mut rig = Rig::with_env("next-rotation", true, iam::url(), &min_age).await;
+        let (user, arn, k0, s0) = rig.user_and_secret().await;
+        rig.pin(&arn, &user).await;
+        let (glass, glass_secret) = rig.admin.key(&user).await;
+        // IAM dates keys to the second: the break-glass key predates the rotation.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let named =
+            json!({"UserName": user, "AccessKeyId": glass, "SecretAccessKey": "sk-junk-hidden"});
+        rig.write(&arn, &named).await;
+        let current = if restored {
+            json!({"UserName": user, "AccessKeyId": k0, "SecretAccessKey": s0})
+        } else {
+            json!({"UserName": user, "AccessKeyId": "AKIAJUNKJUNKJUNKJUNK", "SecretAccessKey": "sk-junk-hidden"})
+        };
+        rig.write(&arn, &current).await;
+        assert_eq!(rig.value(&arn, AWSPREVIOUS).await["AccessKeyId"], glass);
+        let r = rig.rotate(&arn, false).await;
+        // The user has two active keys, neither of them retired: no room for a third.
+        let err = create_refused(&r);
+        assert!(
+            err.contains("already has two access keys"),
+            "restored {restored}: {err}"
+        );
+        assert_eq!(
+            rig.admin.keys(&user).await,
+            sorted(vec![(k0.clone(), true), (glass.clone(), true)]),
+            "restored {restored}: no key deleted or deactivated"
+        );
+        iam::caller(&glass, &glass_secret)
+            .await
+            .expect("the break-glass key still works");
+        let out = rig.function.output().join("\n");
+        let why = if restored {
+            "the AWSPREVIOUS value does not sign in with key"
+        } else {
+            "only the tag pins the user"
+        };
+        assert!(
+            out.contains(why),
+            "restored {restored}: no {why:?} in\n{out}"
+        );
+        assert!(!out.contains("sk-junk-hidden"));
+        rig.assert_no_leak(&[&s0, &glass_secret]);
+    }
+}
+
 /// The tag `iam:user-name` pins the user: a new user's first key is minted although the secret
 /// holds no working key yet, and a value naming another user is refused.
 #[tokio::test]

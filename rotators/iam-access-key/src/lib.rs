@@ -130,6 +130,8 @@ pub struct Proven {
     user: String,
     key_id: String,
     secret_key: SecretString,
+    /// Whether the key signed in as the user; `false`: only the tag `USER_TAG` vouches for it.
+    signed: bool,
 }
 
 /// What `sts:GetCallerIdentity` signed with the `AWSCURRENT` key answered.
@@ -289,11 +291,19 @@ impl IamAccessKey {
 
     /// The previous version's key id, when it is a key of the same user.
     async fn previous_key(&self, v: &Versions<'_>, user: &str) -> Result<Option<String>, Error> {
+        Ok(self.previous_value(v, user).await?.map(|p| p.key_id))
+    }
+
+    /// The previous version, when it names the same user.
+    async fn previous_value(
+        &self,
+        v: &Versions<'_>,
+        user: &str,
+    ) -> Result<Option<KeySecret>, Error> {
         Ok(match v.previous().await? {
             Some(p) => KeySecret::parse(p, AWSPREVIOUS)
                 .ok()
-                .filter(|p| p.user == user)
-                .map(|p| p.key_id),
+                .filter(|p| p.user == user),
             None => None,
         })
     }
@@ -455,7 +465,7 @@ impl Target for IamAccessKey {
         self.signs_in(&pending, AWSPENDING, budget(v.deadline()))
             .await?;
         // finishSecret retires right after this re-test, with this key as AWSCURRENT.
-        self.remember(v.token(), &pending);
+        self.remember(v.token(), &pending, true);
         Ok(())
     }
 
@@ -500,7 +510,7 @@ impl Target for IamAccessKey {
             ),
         });
         checks.push(match self.whose_key(v, &current).await {
-            Ok(why) => Check::ok(
+            Ok((why, _)) => Check::ok(
                 "current credentials",
                 format!("{why} (sts:GetCallerIdentity)"),
             ),
@@ -525,20 +535,63 @@ impl Target for IamAccessKey {
         checks
     }
 
+    /// createSecret mints a key and may delete one to make room (calls a service control policy
+    /// often denies); with `finish` and `deactivate`, finishSecret deactivates the previous key.
+    async fn aws_writes(
+        &self,
+        v: &Versions<'_>,
+        retire: Retire,
+    ) -> Result<Vec<(Vec<&'static str>, String)>, String> {
+        let user = KeySecret::parse(v.current().await.map_err(|e| e.to_string())?, AWSCURRENT)
+            .map_err(|e| e.to_string())?
+            .user;
+        let arn = self.user_arn(&user).await.map_err(|e| e.to_string())?;
+        let mut actions = vec!["iam:CreateAccessKey", "iam:DeleteAccessKey"];
+        if retire == Retire::Finish && self.old_key_action == OldKeyAction::Deactivate {
+            actions.push("iam:UpdateAccessKey");
+        }
+        Ok(vec![(actions, arn)])
+    }
+
+    /// The previous version names the key, and a writer can name there any key of the user (a
+    /// break-glass key no version ever held): only an active key that the previous value signs in
+    /// with, after a current key that signs in, is retired; otherwise it is left, and said why.
     async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error> {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
-        let Some(old) = self.previous_key(v, &current.user).await? else {
+        let Some(previous) = self.previous_value(v, &current.user).await? else {
             return Ok(());
         };
+        let old = previous.key_id.clone();
         if old == current.key_id {
             return Ok(());
         }
-        // The previous version names the key, and a writer can name any user's key there.
-        self.prove_owner(v, &current).await?;
+        // The tag vouches for the user, not for which of its keys the versions name.
+        if !self.prove_owner(v, &current).await? {
+            tracing::warn!(key = %old, "the AWSCURRENT key does not sign in (only the tag pins the user), so the previous key is not retired");
+            return Ok(());
+        }
         // IAM allows two keys: a rotation that cannot delete this one cannot make its own.
         v.may_retire_previous(when, &format!("deleting the previous access key {old}"))
             .await?;
         let user = current.user.as_str();
+        match self.keys(user).await?.iter().find(|k| k.id == old) {
+            None => return Ok(()),
+            // It serves no one; createSecret's make_room deletes it when it needs the slot.
+            Some(k) if !k.active => return Ok(()),
+            Some(_) => {}
+        }
+        let user_arn = self.user_arn(user).await?;
+        match self.caller(&previous, Instant::now()).await {
+            Caller::Is(arn) if arn == user_arn => {}
+            Caller::Is(arn) => {
+                tracing::warn!(key = %old, caller = %arn, "the AWSPREVIOUS value signs in as another user, so key {old} is not retired");
+                return Ok(());
+            }
+            Caller::Refused(why) => {
+                tracing::warn!(key = %old, reason = %why, "the AWSPREVIOUS value does not sign in with key {old}, so nothing proves a version held it: it is not retired");
+                return Ok(());
+            }
+        }
         self.report_late_use(v, &old).await;
         let action = match when {
             Retire::NextRotation => OldKeyAction::Delete,
@@ -623,14 +676,14 @@ impl IamAccessKey {
         }
     }
 
-    /// Whether createSecret may delete and mint keys of the `AWSCURRENT` user (`may_mint`), and
-    /// why. With the tag pinning the user, a key that does not sign in changes nothing, so it
+    /// Whether createSecret may delete and mint keys of the `AWSCURRENT` user (`may_mint`), why,
+    /// and whether the key signed in (not only the tag). With the tag pinning the user, a key that does not sign in changes nothing, so it
     /// is asked once; without it, a key made seconds ago gets `PROOF_WAIT` to propagate.
     async fn whose_key(
         &self,
         v: &Versions<'_>,
         current: &KeySecret,
-    ) -> Result<&'static str, Error> {
+    ) -> Result<(&'static str, bool), Error> {
         let pin = v.tag(USER_TAG);
         pinned(&current.user, pin)?;
         let user_arn = self.user_arn(&current.user).await?;
@@ -639,32 +692,45 @@ impl IamAccessKey {
             None => budget(v.deadline()).min(Instant::now() + PROOF_WAIT),
         };
         let caller = self.caller(current, until).await;
-        may_mint(&current.user, &user_arn, pin, &caller).map_err(Error::target)
+        let why = may_mint(&current.user, &user_arn, pin, &caller).map_err(Error::target)?;
+        Ok((why, matches!(caller, Caller::Is(_))))
     }
 
     /// Proves the `AWSCURRENT` user is the secret's before anything is deleted or minted
-    /// (`whose_key`); remembered for this version, so one step proves once.
-    async fn prove_owner(&self, v: &Versions<'_>, current: &KeySecret) -> Result<(), Error> {
-        if self.is_proven(v.token(), current) {
-            return Ok(());
+    /// (`whose_key`); remembered for this version, so one step proves once. `Ok(true)`: the key
+    /// signed in as the user; `Ok(false)`: only the tag pins the user.
+    async fn prove_owner(&self, v: &Versions<'_>, current: &KeySecret) -> Result<bool, Error> {
+        if let Some(signed) = self.is_proven(v.token(), current) {
+            return Ok(signed);
         }
-        let why = self.whose_key(v, current).await?;
+        let (why, signed) = self.whose_key(v, current).await?;
         tracing::info!(user = %current.user, key = %current.key_id, "whose key: {why}");
-        self.remember(v.token(), current);
-        Ok(())
+        self.remember(v.token(), current, signed);
+        Ok(signed)
     }
 
-    fn is_proven(&self, token: &str, s: &KeySecret) -> bool {
-        matches!(&*self.proven.lock().unwrap(), Some(p)
-            if p.token == token && p.user == s.user && p.key_id == s.key_id && p.secret_key == s.secret_key)
+    /// Whether `s` is proven for `token`, and if so whether it signed in.
+    fn is_proven(&self, token: &str, s: &KeySecret) -> Option<bool> {
+        match &*self.proven.lock().unwrap() {
+            Some(p)
+                if p.token == token
+                    && p.user == s.user
+                    && p.key_id == s.key_id
+                    && p.secret_key == s.secret_key =>
+            {
+                Some(p.signed)
+            }
+            _ => None,
+        }
     }
 
-    fn remember(&self, token: &str, s: &KeySecret) {
+    fn remember(&self, token: &str, s: &KeySecret, signed: bool) {
         *self.proven.lock().unwrap() = Some(Proven {
             token: token.to_owned(),
             user: s.user.clone(),
             key_id: s.key_id.clone(),
             secret_key: s.secret_key.clone(),
+            signed,
         });
     }
 
