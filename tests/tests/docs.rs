@@ -195,3 +195,37 @@ fn the_checker_reports_a_missing_file_and_a_missing_anchor() {
     assert_eq!(found[1], "#nowhere: no heading with that anchor");
     assert_eq!(found[2], "page.md#notes-2: no heading with that anchor");
 }
+
+/// Each rotator keeps its threat table in one place: `docs/rotators/<crate>.md` has a `Threats`
+/// section with a table, and the README's quick start links that page.
+#[test]
+fn every_rotator_has_a_threat_table_the_readme_links() {
+    let root = workspace();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut crates = Vec::new();
+    for entry in std::fs::read_dir(root.join("rotators")).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("Cargo.toml").exists() {
+            crates.push(dir.file_name().unwrap().to_string_lossy().to_string());
+        }
+    }
+    assert!(crates.len() >= 4, "{crates:?}");
+    for name in crates {
+        let page = format!("docs/rotators/{name}.md");
+        let text = std::fs::read_to_string(root.join(&page))
+            .unwrap_or_else(|e| panic!("{name} has no page {page}: {e}"));
+        let threats = text
+            .split("\n## Threats")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{page} has no `## Threats` section"));
+        let section = threats.split("\n## ").next().unwrap();
+        assert!(
+            section.lines().filter(|l| l.starts_with("| ")).count() >= 3,
+            "{page}: the Threats section has no table"
+        );
+        assert!(
+            readme.contains(&format!("]({page})")),
+            "README.md does not link {page}"
+        );
+    }
+}
