@@ -97,7 +97,7 @@ async fn abandon_if_dead(
     result: Result<(), Error>,
 ) -> Result<(), Error> {
     match result {
-        Err(Error::Dead(why)) if is_probe(v).await => Err(Error::dead(format!(
+        Err(Error::Dead(why)) if v.is_probe().await => Err(Error::dead(format!(
             "{why}; AWSPENDING stays on version {}: it holds a copy of AWSCURRENT, as Secrets \
              Manager's test of the rotation configuration (RotateImmediately=false) does, and the \
              service removes it itself",
@@ -120,14 +120,6 @@ async fn abandon_if_dead(
         }
         other => other,
     }
-}
-
-/// A pending version that holds a copy of `AWSCURRENT`: no credential of a rotation, but what
-/// Secrets Manager labels `AWSPENDING` to test the rotation configuration when rotation is turned
-/// on with `RotateImmediately=false` (testSecret alone, then it removes the label). Its label is
-/// never the dead-pending rule's to take.
-async fn is_probe(v: &Versions<'_>) -> bool {
-    matches!((v.pending().await, v.current().await), (Ok(p), Ok(c)) if p == c)
 }
 
 pub(crate) async fn create(

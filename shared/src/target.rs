@@ -187,6 +187,15 @@ impl<'a> Versions<'a> {
             .await
     }
 
+    /// Whether the pending version holds a copy of `AWSCURRENT`: no credential of a rotation, but
+    /// what Secrets Manager labels `AWSPENDING` to test the rotation configuration when rotation is
+    /// turned on with `RotateImmediately=false` (testSecret alone, then it removes the label). Its
+    /// label is never the dead-pending rule's to take, and testSecret checks the current
+    /// credential on it, changing nothing.
+    pub async fn is_probe(&self) -> bool {
+        matches!((self.pending().await, self.current().await), (Ok(p), Ok(c)) if p == c)
+    }
+
     /// The `AWSCURRENT` value of another secret, e.g. a master or private-key secret.
     pub async fn other_secret(&self, secret_id: &str) -> Result<SecretString, Error> {
         if let Some(value) = self.others.lock().unwrap().get(secret_id) {

@@ -1499,3 +1499,87 @@ async fn back_to_back_rotations_keep_the_previous_credential_for_its_minimum_age
         kind.login(&cur_user, &cur_pw).await.unwrap();
     }
 }
+
+/// #23.2 for alternating users: Secrets Manager's configuration test for `RotateImmediately=false`
+/// (testSecret alone on a copy of `AWSCURRENT` labelled `AWSPENDING`) passes, before and after a
+/// first rotation, and changes nothing: both users keep their passwords, and the label stays for
+/// the service to remove.
+#[tokio::test]
+async fn a_configuration_test_probe_of_alternating_users_passes_and_changes_nothing() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("probe");
+        kind.create_user(&user, "App-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let (arn, _) = alternating_secret(&rig, kind, &user, "App-pw-1").await;
+        for rotated in [false, true] {
+            if rotated {
+                rig.rotate_ok(&arn).await;
+            }
+            let current = creds(&rig.value(&arn, AWSCURRENT).await);
+            let probe = stack::begin_probe(&rig.client, &arn, &stack::function_arn(BINARY)).await;
+            driver::step(
+                &mut rig.function,
+                Step::Test,
+                &arn,
+                &probe,
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}, rotated {rotated}: {e}", kind.engine()));
+            kind.login(&current.0, &current.1).await.unwrap();
+            if rotated {
+                kind.login(&user, "App-pw-1")
+                    .await
+                    .expect("the previous user is untouched");
+            }
+            let labels = rig.store.describe(&arn).await.unwrap().labels;
+            assert!(labels.has(&probe, AWSPENDING), "{labels:?}");
+            assert_eq!(rig.value(&arn, AWSCURRENT).await["username"], current.0);
+            // What the service does after its test.
+            rig.store
+                .move_stage(&arn, AWSPENDING, None, Some(&probe))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// #23.4 for RDS: an RDS that stalls with the connection open, while the function looks up an
+/// RDS-managed master secret's database, ends the step with our error naming the call, before
+/// the invocation's deadline.
+#[tokio::test]
+async fn a_stalled_rds_ends_the_step_naming_the_call() {
+    let kind = Kind::Postgres;
+    let rds_host = std::env::var("TEST_RDS_HOST").expect("TEST_RDS_HOST: run scripts/test");
+    let sdk = shared::config::load().await;
+    let instance = rds_instance(&aws_sdk_rds::Client::new(&sdk)).await;
+    let master = instance.master_user_secret().unwrap().secret_arn().unwrap();
+    let (url, stall) = e2e::proxy::start_stalling(stack::endpoint()).await;
+    let mut rig = Rig::new(&[("AWS_ENDPOINT_URL_RDS", &url)]).await;
+    let user = unique_user("rdsstall");
+    kind.create_user(&user, "App-pw-1").await;
+    let mut value = kind.secret(&user, "App-pw-1");
+    value["host"] = json!(rds_host);
+    value["masterarn"] = json!(master);
+    let arn = rig.secret("db-rds-stalled", &value).await;
+    let token = rig.begin_and_run(&arn, &[Step::Create]).await;
+    stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Duration::from_secs(8);
+    let started = std::time::Instant::now();
+    let err = driver::step(&mut rig.function, Step::Set, &arn, &token, deadline)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("time budget ran out")
+            && err.ends_with("while waiting for RDS DescribeDBInstances"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.function.error_types().last().map(String::as_str),
+        Some("StepOutOfTime")
+    );
+    assert!(started.elapsed() < deadline - Duration::from_secs(2));
+    kind.login(&user, "App-pw-1")
+        .await
+        .expect("nothing changed");
+}

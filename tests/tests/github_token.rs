@@ -109,8 +109,21 @@ impl Rig {
             &read("TEST_GITHUB_APP_KEY"),
         )
         .await;
-        let mut vars = vec![("GITHUB_API_URL".to_string(), gh.url.clone())];
-        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // No minimum age for the previous credential: the tests rotate back to back (one test
+        // keeps the default by giving it empty; an empty value unsets a variable).
+        let mut vars = vec![
+            ("GITHUB_API_URL".to_string(), gh.url.clone()),
+            (
+                "RETIRE_PREVIOUS_MIN_AGE_SECONDS".to_string(),
+                "0".to_string(),
+            ),
+        ];
+        for (k, v) in env {
+            vars.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                vars.push((k.to_string(), v.to_string()));
+            }
+        }
         let function = Function::start(&e2e::workspace_binary(BINARY), &vars, false)
             .await
             .unwrap();
@@ -1207,4 +1220,156 @@ async fn a_value_planted_under_the_rotation_is_never_used() {
     // A rotation made by the function itself still converges.
     rig.rotate_ok(&key_arn).await;
     rig.rotate_ok(&token_arn).await;
+}
+
+/// #23.2: Secrets Manager's configuration test for `RotateImmediately=false` (testSecret alone on
+/// a copy of `AWSCURRENT` labelled `AWSPENDING`) passes for both kinds, before and after a first
+/// rotation, and changes nothing: no key is added or deleted, no token minted or revoked, and the
+/// label stays for the service to remove.
+#[tokio::test]
+async fn a_configuration_test_probe_passes_and_changes_nothing() {
+    let mut rig = Rig::new(&[]).await;
+    for (value, rotated) in [
+        (rig.key_secret("web"), false),
+        (rig.key_secret("web"), true),
+        (rig.token_secret(FULL), false),
+        (rig.token_secret(FULL), true),
+    ] {
+        let arn = rig.secret(value).await;
+        if rotated {
+            rig.rotate_ok(&arn).await;
+        }
+        let keys = |rig: &Rig| {
+            let st = rig.gh.state.lock().unwrap();
+            let keys: Vec<_> = st.keys["acme/web"]
+                .iter()
+                .map(|k| (k.id, k.key.clone()))
+                .collect();
+            (keys, st.live_tokens())
+        };
+        let before = (keys(&rig), rig.minted());
+        let probe = stack::begin_probe(&rig.client, &arn, &stack::function_arn(BINARY)).await;
+        driver::step(
+            &mut rig.function,
+            Step::Test,
+            &arn,
+            &probe,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("rotated {rotated}: {e}"));
+        // Deploy keys list with a read-only management token, minted and revoked at once.
+        let minted = usize::from(value_kind(&rig, &arn).await == "deploy-key");
+        assert_eq!((keys(&rig), rig.minted()), (before.0, before.1 + minted));
+        let labels = rig.store.describe(&arn).await.unwrap().labels;
+        assert!(labels.has(&probe, AWSPENDING), "{labels:?}");
+    }
+}
+
+async fn value_kind(rig: &Rig, arn: &str) -> String {
+    rig.value(arn, AWSCURRENT).await["kind"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// #23.3 for deploy keys: rotations back to back never delete the key that was current seconds
+/// earlier. With the default minimum age, the rotation that would retire it fails saying when it
+/// can run, and both keys stay; the tag `rotation:retire-previous-now` naming its version retires
+/// it at once.
+#[tokio::test]
+async fn back_to_back_rotations_keep_the_previous_deploy_key_for_its_minimum_age() {
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS_MIN_AGE_SECONDS", "")]).await;
+    let arn = rig.secret(rig.key_secret("docs")).await;
+    // The starting value holds no key, so the second rotation has no previous key to retire.
+    let first = rig.rotate_ok(&arn).await.token;
+    let second = rig.rotate_ok(&arn).await.token;
+    let titles = |rig: &Rig| {
+        let st = rig.gh.state.lock().unwrap();
+        let mut t: Vec<String> = st.keys["acme/docs"]
+            .iter()
+            .map(|k| k.title.clone())
+            .collect();
+        t.sort();
+        t
+    };
+    let both = {
+        let mut t = vec![
+            github_token::title(&arn, &first),
+            github_token::title(&arn, &second),
+        ];
+        t.sort();
+        t
+    };
+    assert_eq!(titles(&rig), both);
+    let r = rig.rotate(&arn).await;
+    assert_eq!(r.steps.len(), 1, "{:?}", r.steps);
+    let err = r.steps[0].result.clone().unwrap_err();
+    assert!(
+        err.starts_with(&format!("createSecret failed for secret {arn}"))
+            && err.contains("deleting the previous deploy key")
+            && err.contains("RETIRE_PREVIOUS_MIN_AGE_SECONDS=7200")
+            && err.contains("this rotation can run from 20"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.function.error_types().last().map(String::as_str),
+        Some("PreviousCredentialTooYoung")
+    );
+    assert_eq!(titles(&rig), both, "the key current seconds ago is kept");
+
+    e2e::github::tag(
+        &rig.client,
+        &arn,
+        &[(shared::target::RETIRE_NOW_TAG.to_string(), first.clone())],
+    )
+    .await;
+    let r = driver::rotate(
+        &rig.client,
+        &mut rig.function,
+        &arn,
+        &Options::new(BINARY).resuming(),
+    )
+    .await
+    .unwrap();
+    assert!(r.succeeded(), "{:?}", r.steps);
+    let mut want = vec![
+        github_token::title(&arn, &second),
+        github_token::title(&arn, &r.token),
+    ];
+    want.sort();
+    assert_eq!(titles(&rig), want, "the tagged previous key is deleted");
+}
+
+/// #23.4 for GitHub: a GitHub that stalls with the connection open ends the step with our error
+/// naming the call it was waiting for, before the invocation's deadline.
+#[tokio::test]
+async fn a_stalled_github_ends_the_step_naming_the_call() {
+    let rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.token_secret(FULL)).await;
+    let (url, stall) = e2e::proxy::start_stalling(rig.gh.url.clone()).await;
+    let env = [("GITHUB_API_URL".to_string(), url)];
+    let mut f = Function::start(&e2e::workspace_binary(BINARY), &env, false)
+        .await
+        .unwrap();
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Duration::from_secs(8);
+    let started = std::time::Instant::now();
+    let err = driver::step(&mut f, Step::Create, &arn, &token, deadline)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("time budget ran out")
+            && err.ends_with(&format!(
+                "while waiting for GitHub POST /app/installations/{FULL}/access_tokens"
+            )),
+        "{err}"
+    );
+    assert_eq!(f.error_types(), ["StepOutOfTime"]);
+    assert!(started.elapsed() < deadline - Duration::from_secs(2));
+    f.stop().await;
 }

@@ -94,6 +94,13 @@ impl Target for DbPassword {
 
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
         let pending = DbSecret::parse(v.pending().await?, AWSPENDING)?;
+        // A probe of the rotation configuration (`RotateImmediately=false`) is a copy of
+        // AWSCURRENT, whose user is not the partner a rotation moves to: its credentials must log
+        // in, and nothing is compared or changed.
+        if v.is_probe().await {
+            self.pending_login(v, &pending).await?;
+            return Ok(());
+        }
         let Some(masterarn) = pending.masterarn.as_ref().filter(|_| pending.alternating()) else {
             self.pending_login(v, &pending).await?;
             return Ok(());

@@ -46,6 +46,7 @@ pub async fn endpoint(rds: &aws_sdk_rds::Client, primary: &Primary) -> Result<En
     use aws_sdk_rds::error::DisplayErrorContext;
     let found = match primary {
         Primary::Instance(arn) => {
+            let _waiting = shared::retry::waiting_for("RDS DescribeDBInstances");
             let out = rds
                 .describe_db_instances()
                 .db_instance_identifier(arn)
@@ -64,6 +65,7 @@ pub async fn endpoint(rds: &aws_sdk_rds::Client, primary: &Primary) -> Result<En
             })
         }
         Primary::Cluster(arn) => {
+            let _waiting = shared::retry::waiting_for("RDS DescribeDBClusters");
             let out = rds
                 .describe_db_clusters()
                 .db_cluster_identifier(arn)

@@ -253,6 +253,8 @@ impl Api {
         until: Instant,
         young_until: Option<SystemTime>,
     ) -> Result<Answer, Error> {
+        // Named for the step's budget error, rate-limit waits included.
+        let _waiting = shared::retry::waiting_for(format!("GitHub {what}"));
         loop {
             let sent = match verb {
                 Verb::Get => client._get(url).await,

@@ -112,6 +112,44 @@ impl DeployKey {
             .token)
     }
 
+    /// testSecret on a probe of the rotation configuration (`RotateImmediately=false`): a copy of
+    /// AWSCURRENT, not a key of this version. AWSCURRENT's key (derived from its private key) must
+    /// be on the repository with the value's access, whatever its title (the first key may have
+    /// been added by hand); before the first rotation there is none, and listing the keys proves
+    /// the App reaches the repository. Nothing is registered or deleted.
+    async fn test_probe(&self, v: &Versions<'_>) -> Result<(), Error> {
+        let (current, _, _) = current_and_pending(v).await?;
+        let want = match &current.credential {
+            None => None,
+            Some(private) => Some(public_of(private).ok_or_else(|| {
+                Error::value(
+                    AWSCURRENT,
+                    "field `private_key` is not an OpenSSH private key",
+                )
+            })?),
+        };
+        let (owner, repo) = (current.str_field("owner"), current.str_field("repo"));
+        let until = budget(v.deadline());
+        let keys = self
+            .managed(v, &current, false, async |t| {
+                self.app.api.keys(t, owner, repo, until).await
+            })
+            .await?;
+        let Some(want) = want else {
+            return Ok(());
+        };
+        match keys.iter().find(|k| key_body(&k.key) == want) {
+            Some(k) if k.read_only == current.read_only() => Ok(()),
+            Some(k) => Err(Error::target(format!(
+                "AWSCURRENT's deploy key on {owner}/{repo} (id {}) has other access than the value's `read_only`",
+                k.id
+            ))),
+            None => Err(Error::target(format!(
+                "AWSCURRENT's deploy key is not on {owner}/{repo}"
+            ))),
+        }
+    }
+
     /// Runs `f` with a management token, then revokes the token whatever `f` returned.
     async fn managed<T>(
         &self,
@@ -188,6 +226,9 @@ impl Target for DeployKey {
     }
 
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
+        if v.is_probe().await {
+            return self.test_probe(v).await;
+        }
         let (_, pending, _) = current_and_pending(v).await?;
         let pem = self.app.app_key(v, &pending).await?;
         check_seal(
@@ -241,7 +282,7 @@ impl Target for DeployKey {
     }
 
     /// Deletes this secret's keys but the current one (`is_stale`), whenever it runs.
-    async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
+    async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error> {
         let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
         let (owner, repo) = (current.str_field("owner"), current.str_field("repo"));
         let current_version = v.labels().version_with(AWSCURRENT).unwrap_or(v.token());
@@ -255,6 +296,10 @@ impl Target for DeployKey {
                 .and_then(|p| public_of(p.credential.as_ref()?)),
             None => None,
         };
+        let previous_title = v
+            .labels()
+            .version_with(AWSPREVIOUS)
+            .map(|p| title(v.arn(), p));
         let until = budget(v.deadline());
         let retired_at = v.previous_retired_at().await?;
         let gh = &self.app.api;
@@ -262,6 +307,15 @@ impl Target for DeployKey {
             for k in gh.keys(token, owner, repo, until).await? {
                 if !is_stale(&k.title, &tag, current_version) {
                     continue;
+                }
+                // The previous version's key keeps its minimum age, as every previous credential
+                // does; an orphan of a crashed attempt served nobody and goes at once.
+                if previous_title.as_deref() == Some(k.title.as_str()) {
+                    let what = format!(
+                        "deleting the previous deploy key {} on {owner}/{repo}",
+                        k.id
+                    );
+                    v.may_retire_previous(when, &what).await?;
                 }
                 // GitHub's `last_used`: was the previous key used after it stopped being current?
                 if previous_key.as_ref() == Some(&key_body(&k.key))

@@ -111,10 +111,25 @@ impl Target for InstallationToken {
     /// The token lists the installation's repositories: exactly the scope's, when it has some.
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
         let (_, pending, scope) = current_and_pending(v).await?;
-        let token = stored_token(&pending)
-            .ok_or_else(|| Error::value(AWSPENDING, "field `token` is missing"))?;
         let pem = self.app.app_key(v, &pending).await?;
-        check_seal(&pending, &pem, v, token.secret.expose())?;
+        // A probe of the rotation configuration (`RotateImmediately=false`) is a copy of
+        // AWSCURRENT: its token, sealed for its own version, is tested as it is; before the first
+        // rotation it has none, and the App's key and installation are what can be proved.
+        let probe = v.is_probe().await;
+        let Some(token) = stored_token(&pending) else {
+            if probe {
+                let (id, until) = (pending.installation_id, budget(v.deadline()));
+                let api = &self.app.api;
+                return api
+                    .installation(pending.app_id, &pem, id, until)
+                    .await
+                    .map(drop);
+            }
+            return Err(Error::value(AWSPENDING, "field `token` is missing"));
+        };
+        if !probe {
+            check_seal(&pending, &pem, v, token.secret.expose())?;
+        }
         let reached = self
             .app
             .api
