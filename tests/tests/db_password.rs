@@ -2,68 +2,38 @@
 //! local rotate-secret driver, against moto and throwaway PostgreSQL and MariaDB servers that
 //! check passwords and speak TLS with a test CA.
 
-use aws_sdk_secretsmanager::Client;
 use e2e::db::{Kind, unique_user};
-use e2e::driver::{self, Options, Rotation};
-use e2e::runtime_api::Function;
+use e2e::driver::{self, Options};
 use e2e::stack;
 use serde_json::{Value, json};
 use shared::Step;
-use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretStore};
 use std::time::Duration;
 
 const BINARY: &str = "rotate-db-password";
 const HOSTILE: &str = "o'brien\"; drop table x; --";
 
-struct Rig {
-    client: Client,
-    store: AwsStore,
-    function: Function,
+/// The shared rig (`e2e::rig`) with this rotator's environment.
+struct Rig(e2e::rig::Rig);
+
+impl std::ops::Deref for Rig {
+    type Target = e2e::rig::Rig;
+    fn deref(&self) -> &e2e::rig::Rig {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut e2e::rig::Rig {
+        &mut self.0
+    }
 }
 
 impl Rig {
     /// The function trusts the test CA unless `env` says otherwise.
     async fn new(env: &[(&str, &str)]) -> Self {
-        let mut vars = e2e::db::function_env();
-        for (k, v) in env {
-            vars.retain(|(name, _)| name != k);
-            if !v.is_empty() {
-                vars.push((k.to_string(), v.to_string()));
-            }
-        }
-        let client = stack::client().await;
-        let function = Function::start(&e2e::workspace_binary(BINARY), &vars, false)
-            .await
-            .unwrap();
-        Self {
-            store: AwsStore::new(client.clone()),
-            client,
-            function,
-        }
-    }
-
-    async fn secret(&self, name: &str, value: &Value) -> String {
-        stack::create_secret(&self.client, &stack::unique(name), &value.to_string()).await
-    }
-
-    async fn rotate(&mut self, arn: &str) -> Rotation {
-        let opts = Options::new(BINARY);
-        driver::rotate(&self.client, &mut self.function, arn, &opts)
-            .await
-            .unwrap()
-    }
-
-    async fn rotate_ok(&mut self, arn: &str) -> Rotation {
-        driver::rotate_ok(&self.client, &mut self.function, arn, &Options::new(BINARY)).await
-    }
-
-    async fn value(&self, arn: &str, stage: &str) -> Value {
-        stack::json_value(&self.store, arn, stage).await
-    }
-
-    /// The function's output must never contain a password the test knows of.
-    fn assert_no_leak(&self, secrets: &[&str]) {
-        self.function.assert_no_leak(secrets);
+        let vars = e2e::rig::env_with(e2e::db::function_env(), env);
+        Self(e2e::rig::Rig::start(BINARY, &vars).await)
     }
 }
 
@@ -159,9 +129,7 @@ async fn alternating(kind: Kind, user: &str) {
             // A stopped rotation goes on from where it stopped, as Secrets Manager retries it.
             true => {
                 let opts = Options::new(BINARY).resuming();
-                let r = driver::rotate(&rig.client, &mut rig.function, &arn, &opts)
-                    .await
-                    .unwrap();
+                let r = rig.rotate_with(&arn, &opts).await;
                 assert!(r.succeeded(), "round {round}: {:?}", r.steps);
                 r
             }
@@ -1247,9 +1215,7 @@ async fn a_slow_server_ends_the_step_with_our_error_before_the_deadline() {
         step_timeout: Duration::from_secs(8),
         ..Options::new(BINARY)
     };
-    let r = driver::rotate(&rig.client, &mut rig.function, &arn, &opts)
-        .await
-        .unwrap();
+    let r = rig.rotate_with(&arn, &opts).await;
     let set = r
         .steps
         .iter()
