@@ -6,6 +6,7 @@ pub mod driver;
 pub mod github;
 pub mod iam;
 pub mod proxy;
+pub mod redis;
 pub mod rig;
 pub mod rotators;
 pub mod runtime_api;

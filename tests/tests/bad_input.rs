@@ -8,6 +8,7 @@ use e2e::db::{Kind, unique_user};
 use e2e::driver;
 use e2e::github::{GitHub, Installation};
 use e2e::iam::{self, Admin, PATH};
+use e2e::redis::Server;
 use e2e::runtime_api::{Function, Reply};
 use e2e::stack;
 use serde_json::{Value, json};
@@ -109,6 +110,20 @@ impl Rotator {
         }
     }
 
+    async fn redis() -> Self {
+        let client = stack::client().await;
+        let user = unique_user("bad");
+        Server::Redis.create_user(&user, "Good-pw-1").await;
+        let admin = Server::Redis.admin_secret(&client).await;
+        Self {
+            binary: "rotate-redis-password",
+            client,
+            env: e2e::redis::function_env(),
+            good: Server::Redis.secret(&user, "Good-pw-1", &admin),
+            github: None,
+        }
+    }
+
     /// The service still accepts the good (current) credential.
     async fn service_unchanged(&self) -> bool {
         match self.binary {
@@ -122,6 +137,12 @@ impl Rotator {
                     self.good["SecretAccessKey"].as_str().unwrap(),
                 );
                 iam::caller(k, s).await.is_ok()
+            }
+            "rotate-redis-password" => {
+                // The password still logs in, and is still the user's only one.
+                let user = self.good["username"].as_str().unwrap();
+                let logs_in = Server::Redis.login(user, "Good-pw-1").await.is_ok();
+                logs_in && Server::Redis.acl(user).await.1.len() == 1
             }
             "rotate-github-token" => {
                 let gh = self.github.as_ref().unwrap();
@@ -178,7 +199,11 @@ async fn run(r: &Rotator, f: &mut Function, input: Input) -> (String, Option<Val
     let err = match input {
         Input::Value(_) | Input::Binary(_) => {
             report = Some(driver::preflight(f, &arn).await.unwrap());
-            invoke(f, Step::Create, &arn, &token).await.unwrap_err()
+            let err = invoke(f, Step::Create, &arn, &token).await.unwrap_err();
+            // Besides the field, the message names the step and the secret.
+            let names = format!("createSecret failed for secret {arn}");
+            assert!(err.contains(&names), "{err} should contain {names}");
+            err
         }
         Input::Event(event) => {
             let text = event.to_string().replace("{arn}", &arn);
@@ -471,4 +496,46 @@ async fn github_token_refuses_bad_input() {
     ];
     let n = matrix(r, cases).await;
     assert!(n >= 21);
+}
+
+#[tokio::test]
+async fn redis_password_refuses_bad_input() {
+    let r = Rotator::redis().await;
+    let with = |k: &str, v: Value| {
+        let mut b = r.good.clone();
+        b[k] = v;
+        Input::Value(b)
+    };
+    let without = |k: &str| {
+        let mut b = r.good.clone();
+        b.as_object_mut().unwrap().remove(k);
+        Input::Value(b)
+    };
+    let cases = vec![
+        (with("port", json!(0)), "field `port` must be a port number"),
+        (with("port", json!("six")), "field `port`"),
+        (
+            with("ssl", json!("yes")),
+            "field `ssl` must be true or false",
+        ),
+        (
+            with("username", json!("app user")),
+            "field `username` contains a space",
+        ),
+        (without("username"), "field `username` is missing"),
+        (with("host", json!("")), "field `host` is empty"),
+        (with("host", json!(5)), "field `host` must be a string"),
+        (without("password"), "field `password` is missing"),
+        (
+            with("password", json!(7)),
+            "field `password` must be a string",
+        ),
+        (
+            with("password", json!("Good-pw-1\r\nFLUSHALL")),
+            "field `password` contains a control character",
+        ),
+        (without("masterarn"), "field `masterarn` is missing"),
+    ];
+    let n = matrix(r, cases).await;
+    assert!(n >= 22);
 }

@@ -7,6 +7,7 @@ use e2e::db::{Kind, unique_user};
 use e2e::driver::{self, Options};
 use e2e::github::{GitHub, Installation};
 use e2e::iam::{self, Admin, PATH};
+use e2e::redis::Server;
 use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Value, json};
@@ -247,6 +248,30 @@ async fn github_token_preflight_reads_only() {
         assert!(!after.is_empty());
     }
     e2e::github::check_openapi(&gh.exchanges()).unwrap();
+}
+
+#[tokio::test]
+async fn redis_password_preflight_reads_only() {
+    for server in [Server::Redis, Server::Valkey] {
+        let client = stack::client().await;
+        let user = unique_user("pf");
+        server.create_user(&user, "App-pw-1").await;
+        let admin = server.admin_secret(&client).await;
+        let value = server.secret(&user, "App-pw-1", &admin);
+        let arn =
+            stack::create_secret(&client, &stack::unique("pf-redis"), &value.to_string()).await;
+        let env = e2e::redis::function_env();
+        configure("rotate-redis-password", &client, &env, &arn).await;
+        let before = server.acl(&user).await;
+        let (report, calls) =
+            preflight("rotate-redis-password", stack::endpoint(), env, &arn).await;
+        assert_clean(&report, &calls, &["AWSCURRENT value", "administrator"]);
+        assert_eq!(
+            server.acl(&user).await,
+            before,
+            "{server:?}: the pre-flight changed the user"
+        );
+    }
 }
 
 /// A misconfiguration is reported, naming what is wrong, and the rotation-in-progress rule too.
