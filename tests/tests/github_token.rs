@@ -284,6 +284,85 @@ async fn installation_tokens_stay_valid_until_the_next_rotation() {
         .assert_no_leak(&[&read("TEST_GITHUB_APP_KEY")[40..120]]);
 }
 
+/// #20/#23.3 for installation tokens: rotations back to back (a manual or scheduled rotation
+/// minutes after a refresh) never revoke the token that was current seconds earlier, which
+/// consumers may still cache; the rotation goes on and the token expires on its own within the
+/// hour. The tag `rotation:retire-previous-now` naming its version revokes it at once.
+#[tokio::test]
+async fn back_to_back_rotations_leave_the_previous_token_working() {
+    let mut rig = Rig::new(&[("RETIRE_PREVIOUS_MIN_AGE_SECONDS", "7200")]).await;
+    let arn = rig.secret(rig.token_secret(FULL)).await;
+    let token = |v: Value| v["token"].as_str().unwrap().to_owned();
+    rig.rotate_ok(&arn).await;
+    let t1 = token(rig.value(&arn, AWSCURRENT).await);
+    rig.rotate_ok(&arn).await;
+    let t2 = token(rig.value(&arn, AWSCURRENT).await);
+    // The third rotation would revoke t1, current until seconds ago.
+    let r = rig.rotate_ok(&arn).await;
+    let t3 = token(rig.value(&arn, AWSCURRENT).await);
+    {
+        let state = rig.gh.state.lock().unwrap();
+        for (name, t) in [("t1", &t1), ("t2", &t2), ("t3", &t3)] {
+            assert!(state.token_is_live(t), "{name} was revoked");
+        }
+    }
+    assert!(
+        rig.function
+            .output()
+            .iter()
+            .any(|l| l.contains("the previous token is not revoked")),
+        "the skipped revoke is logged"
+    );
+    let previous = r.labels.version_with(AWSPREVIOUS).unwrap().to_owned();
+    e2e::github::tag(
+        &rig.client,
+        &arn,
+        &[(shared::target::RETIRE_NOW_TAG.to_string(), previous)],
+    )
+    .await;
+    rig.rotate_ok(&arn).await;
+    let t4 = token(rig.value(&arn, AWSCURRENT).await);
+    let state = rig.gh.state.lock().unwrap();
+    assert!(
+        !state.token_is_live(&t2),
+        "the tagged previous token is revoked"
+    );
+    assert!(state.token_is_live(&t3) && state.token_is_live(&t4));
+}
+
+/// A GitHub answer is read up to 1 MiB: a longer one (a broken server or proxy) ends the step
+/// naming the call, and the function never holds it whole.
+#[tokio::test]
+async fn an_oversized_github_answer_is_refused_naming_the_call() {
+    let rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.token_secret(FULL)).await;
+    // Every answer padded past the limit with whitespace, which still parses as the same JSON.
+    let pad: e2e::proxy::Rewrite = std::sync::Arc::new(|_: &str, body: hyper::body::Bytes| {
+        let mut padded = body.to_vec();
+        padded.resize(padded.len() + (2 << 20), b' ');
+        padded.into()
+    });
+    let (url, _) = e2e::proxy::start_with(rig.gh.url.clone(), Some(pad)).await;
+    let env = [("GITHUB_API_URL".to_string(), url)];
+    let mut f = Function::start(&e2e::workspace_binary(BINARY), &env, false)
+        .await
+        .unwrap();
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    let err = driver::step(&mut f, Step::Create, &arn, &token, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "GitHub POST /app/installations/{FULL}/access_tokens: the answer is longer than 1 MiB"
+        )),
+        "{err}"
+    );
+    f.stop().await;
+}
+
 /// `RETIRE_PREVIOUS=finish`: finishSecret revokes the previous token at once.
 #[tokio::test]
 async fn retire_previous_finish_revokes_the_previous_token_at_once() {

@@ -4,6 +4,7 @@
 //! limits (403/429 with `Retry-After` or `x-ratelimit-reset`) are waited out within the
 //! invocation's deadline, and failures carry GitHub's own message and `errors[].message`.
 
+use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use octocrab::models::AppId;
 use serde_json::{Value, json};
@@ -36,8 +37,8 @@ fn is_young(young_until: Option<SystemTime>) -> bool {
 
 impl Token {
     /// Until when a 401 for this token may only mean it is new.
-    fn young_until(&self) -> Option<SystemTime> {
-        self.minted.map(|m| m + YOUNG)
+    pub(crate) fn young_until(&self) -> Option<SystemTime> {
+        self.minted.and_then(|m| m.checked_add(YOUNG))
     }
 }
 
@@ -134,27 +135,35 @@ fn detail(body: &Value) -> String {
     text
 }
 
-/// An RFC 3339 UTC time as GitHub writes it (`2026-11-23T10:00:00Z`, fractions allowed).
+/// An RFC 3339 time as GitHub writes it (`2026-11-23T10:00:00Z`, fractions allowed), to the
+/// second. `None` for anything else: the text may be a writer's (`expires_at`), so a date chrono
+/// or `SystemTime` cannot hold, or one before 1970, is no time at all rather than a panic.
 pub fn parse_time(text: &str) -> Option<SystemTime> {
-    let t = text.trim().strip_suffix('Z')?;
-    let (date, time) = t.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut h = time.split(':');
-    let (hh, mm) = (
-        h.next()?.parse::<u64>().ok()?,
-        h.next()?.parse::<u64>().ok()?,
-    );
-    let ss = h.next()?.split('.').next()?.parse::<u64>().ok()?;
-    // Days from the civil date (proleptic Gregorian), as in Howard Hinnant's algorithm.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
-    Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + hh * 3600 + mm * 60 + ss))
+    let t = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(t.timestamp()).ok()?))
+}
+
+/// The most of an answer read: GitHub's pages of 100 items are a few hundred KiB at most.
+const MAX_BODY: usize = 1 << 20;
+
+/// An answer's body read through `Limited` as text: a broken or hostile server could otherwise
+/// make the function hold gigabytes, so past `MAX_BODY` the call fails, named.
+fn body_text(
+    read: Result<impl AsRef<[u8]>, Box<dyn std::error::Error + Send + Sync>>,
+    what: &str,
+) -> Result<String, Error> {
+    let bytes = read.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            Error::target(format!(
+                "GitHub {what}: the answer is longer than {} MiB, so it is not read",
+                MAX_BODY >> 20
+            ))
+        } else {
+            Error::target(format!("GitHub {what}: reading the answer: {e}"))
+        }
+    })?;
+    String::from_utf8(bytes.as_ref().to_vec())
+        .map_err(|_| Error::target(format!("GitHub {what}: the answer is not UTF-8")))
 }
 
 /// The `rel="next"` URL of a `Link` header.
@@ -265,10 +274,8 @@ impl Api {
                 called(name, sent).map_err(|e| Error::target(format!("GitHub {what}: {e}")))?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let text = client
-                .body_to_string(response)
-                .await
-                .map_err(|e| Error::target(format!("GitHub {what}: reading the answer: {e}")))?;
+            let body = http_body_util::Limited::new(response.into_body(), MAX_BODY);
+            let text = body_text(body.collect().await.map(|b| b.to_bytes()), what)?;
             let body = if text.trim().is_empty() {
                 Value::Null
             } else {
@@ -624,6 +631,26 @@ mod tests {
         assert_eq!(t, UNIX_EPOCH + Duration::from_secs(1_795_395_620));
         assert_eq!(parse_time("1970-01-01T00:00:00.5Z"), Some(UNIX_EPOCH));
         assert_eq!(parse_time("yesterday"), None);
+        // A writer's `expires_at`: far or malformed dates are no time, never a panic.
+        for text in [
+            "300000000000-01-01T00:00:00Z",
+            "+262143-12-31T23:59:59Z",
+            "9999999999-12-31T23:59:59Z",
+            "1969-12-31T23:59:59Z",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-23T25:00:00Z",
+            "2026-11-23T01:00:20",
+            "",
+        ] {
+            assert_eq!(parse_time(text), None, "{text}");
+        }
+        let far = parse_time("9999-12-31T23:59:59Z").unwrap();
+        let token = Token {
+            secret: SecretString::new("t".into()),
+            minted: Some(far),
+        };
+        assert!(token.young_until().is_some_and(|t| t > far));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use shared::retry::budget;
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use shared::{Error, SecretString, Target, TargetKind, Versions};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How long GitHub's installation tokens live.
 const LIFETIME: Duration = Duration::from_secs(3600);
@@ -23,10 +23,13 @@ pub struct InstallationToken {
 }
 
 /// The token a value holds, minted when its `expires_at` says (an hour before): how long a 401
-/// may only mean "too new" (`api::Token`).
+/// may only mean "too new" (`api::Token`). Never later than now: an `expires_at` more than an
+/// hour away (a writer's) would otherwise keep a refused token "too new" for as long as it says.
 fn stored_token(s: &GhSecret) -> Option<api::Token> {
     let secret = s.credential.clone()?;
-    let minted = api::parse_time(s.str_field("expires_at")).and_then(|e| e.checked_sub(LIFETIME));
+    let minted = api::parse_time(s.str_field("expires_at"))
+        .and_then(|e| e.checked_sub(LIFETIME))
+        .map(|m| m.min(SystemTime::now()));
     Some(api::Token { secret, minted })
 }
 
@@ -184,8 +187,11 @@ impl Target for InstallationToken {
         checks
     }
 
-    /// Revokes the previous token (never the current one), whenever it runs.
-    async fn retire(&self, v: &Versions<'_>, _when: Retire) -> Result<(), Error> {
+    /// Revokes the previous token (never the current one) once `Versions::may_retire_previous`
+    /// allows it. Too soon (a refresh or rotation made the current token minutes ago, and
+    /// consumers may still cache the previous one) it is left to expire on its own within the
+    /// hour, and the step goes on.
+    async fn retire(&self, v: &Versions<'_>, when: Retire) -> Result<(), Error> {
         let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
         let previous = match v.previous().await? {
             Some(p) => GhSecret::parse(p, AWSPREVIOUS)
@@ -195,7 +201,17 @@ impl Target for InstallationToken {
         };
         match previous {
             Some(old) if Some(&old.secret) != current.credential.as_ref() => {
-                self.app.api.revoke(&old, budget(v.deadline())).await
+                match v
+                    .may_retire_previous(when, "revoking the previous installation token")
+                    .await
+                {
+                    Ok(()) => self.app.api.revoke(&old, budget(v.deadline())).await,
+                    Err(Error::TooSoon(why)) => {
+                        tracing::info!(%why, "the previous token is not revoked; it expires on its own within the hour");
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
             }
             _ => Ok(()),
         }
@@ -205,6 +221,29 @@ impl Target for InstallationToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 401 is "too new" for at most `api::YOUNG` (10 s) from now, whatever `expires_at` says.
+    #[test]
+    fn a_stored_token_is_young_for_at_most_ten_seconds() {
+        let token = |expires_at: &str| {
+            let v = serde_json::json!({"kind": "app-installation-token", "app_id": 1, "installation_id": 2,
+                "private_key_secret_arn": "arn:k", "token": "ghs_x", "expires_at": expires_at});
+            stored_token(&GhSecret::parse(&SecretString::new(v.to_string()), AWSCURRENT).unwrap())
+                .unwrap()
+        };
+        let bound = SystemTime::now() + api::YOUNG;
+        for far in ["2999-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            let young = token(far).young_until().unwrap();
+            assert!(
+                young <= SystemTime::now() + api::YOUNG && young >= bound,
+                "{far}"
+            );
+        }
+        assert!(token("2020-01-01T00:00:00Z").young_until().unwrap() < SystemTime::now());
+        // A date no clock holds is no youth at all, and no panic.
+        assert_eq!(token("300000000000-01-01T00:00:00Z").young_until(), None);
+    }
+
 
     #[test]
     fn a_token_nothing_refreshes_fails_the_preflight() {
