@@ -2,202 +2,43 @@
 //! against moto and the stack's throwaway Redis 7 (users in an ACL file; plain and TLS ports with
 //! the test CA) and Valkey 9 (users in its config file).
 
-use aws_sdk_secretsmanager::Client;
 use e2e::db::unique_user;
-use e2e::driver::{self, Options, Rotation};
+use e2e::driver::{self, Options};
 use e2e::runtime_api::Function;
+use e2e::redis::{ADMIN_SECRETS, Server, env, text};
 use e2e::stack;
-use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
 use std::path::PathBuf;
 use std::process::Stdio;
 
 const BINARY: &str = "rotate-redis-password";
-/// The administrator secrets the tests' function may use: every test names them so.
-const ADMIN_SECRETS: &str = "arn:aws:secretsmanager:*:*:secret:*redis-admin-*";
-const RULES: &[&str] = &["~app:*", "&news", "+get", "+set", "+ping"];
+/// The shared rig (`e2e::rig`) with this rotator's environment.
+struct Rig(e2e::rig::Rig);
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with scripts/test, which starts Redis and Valkey")
-    })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Server {
-    Redis,
-    RedisTls,
-    Valkey,
-}
-
-impl Server {
-    /// Where the function connects.
-    fn port(self) -> u16 {
-        match self {
-            Server::RedisTls => env("TEST_REDIS_TLS_PORT").parse().unwrap(),
-            _ => self.plain_port(),
-        }
-    }
-
-    /// Where the tests log in (plain text: the users are the server's, whatever the port).
-    fn plain_port(self) -> u16 {
-        match self {
-            Server::Redis | Server::RedisTls => env("TEST_REDIS_PORT").parse().unwrap(),
-            Server::Valkey => env("TEST_VALKEY_PORT").parse().unwrap(),
-        }
-    }
-
-    fn ssl(self) -> bool {
-        self == Server::RedisTls
-    }
-
-    fn secret(self, user: &str, password: &str, masterarn: &str) -> Value {
-        json!({
-            "host": "127.0.0.1",
-            "port": self.port(),
-            "username": user,
-            "password": password,
-            "ssl": self.ssl(),
-            "masterarn": masterarn,
-            "note": "kept",
-        })
-    }
-
-    async fn login(self, user: &str, password: &str) -> Result<MultiplexedConnection, String> {
-        let client = redis::Client::open(("127.0.0.1", self.plain_port())).unwrap();
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| e.to_string())?;
-        redis::cmd("AUTH")
-            .arg(user)
-            .arg(password)
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(conn)
-    }
-
-    async fn admin(self, args: &[&str]) -> redis::Value {
-        let mut conn = self
-            .login(&env("TEST_REDIS_ADMIN"), &env("TEST_REDIS_ADMIN_PASS"))
-            .await
-            .unwrap();
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query_async(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-    }
-
-    async fn create_user(self, user: &str, password: &str) {
-        let pass = format!(">{password}");
-        let mut args = vec!["ACL", "SETUSER", user, "reset", "on", &pass];
-        args.extend(RULES);
-        self.admin(&args).await;
-    }
-
-    /// The user's `ACL LIST` line: its rules, and its passwords' hashes apart.
-    async fn acl(self, user: &str) -> (Vec<String>, Vec<String>) {
-        let redis::Value::Array(lines) = self.admin(&["ACL", "LIST"]).await else {
-            panic!("ACL LIST");
-        };
-        let prefix = format!("user {user} ");
-        let line = lines
-            .iter()
-            .map(text)
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("no user {user}"));
-        let (hashes, rules) = line
-            .split(' ')
-            .map(str::to_owned)
-            .partition(|t| t.starts_with('#'));
-        (rules, hashes)
+impl std::ops::Deref for Rig {
+    type Target = e2e::rig::Rig;
+    fn deref(&self) -> &e2e::rig::Rig {
+        &self.0
     }
 }
 
-struct Rig {
-    client: Client,
-    store: AwsStore,
-    function: Function,
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut e2e::rig::Rig {
+        &mut self.0
+    }
 }
 
 impl Rig {
+    /// `extra` replaces variables of `e2e::redis::function_env()`; an empty value removes one.
     async fn new(extra: &[(&str, &str)]) -> Self {
-        // No minimum age for the previous password: the tests rotate back to back.
-        let mut vars = vec![
-            ("REDIS_CA_BUNDLE_FILE".to_string(), env("TEST_CA_FILE")),
-            ("REDIS_ADMIN_SECRET_ARNS".to_string(), ADMIN_SECRETS.into()),
-            ("RETIRE_PREVIOUS_MIN_AGE_SECONDS".to_string(), "0".into()),
-        ];
-        for (k, v) in extra {
-            vars.retain(|(name, _)| name != k);
-            vars.push((k.to_string(), v.to_string()));
-        }
-        let client = stack::client().await;
-        let function = Function::start(&e2e::workspace_binary(BINARY), &vars, false)
-            .await
-            .unwrap();
-        Self {
-            store: AwsStore::new(client.clone()),
-            client,
-            function,
-        }
-    }
-
-    async fn secret(&self, name: &str, value: &Value) -> String {
-        stack::create_secret(&self.client, &stack::unique(name), &value.to_string()).await
+        let vars = e2e::rig::env_with(e2e::redis::function_env(), extra);
+        Self(e2e::rig::Rig::start(BINARY, &vars).await)
     }
 
     /// The administrator's secret for `server`, named as `ADMIN_SECRETS` allows.
     async fn admin_secret(&self, server: Server) -> String {
-        let value = json!({
-            "host": "127.0.0.1",
-            "port": server.port(),
-            "username": env("TEST_REDIS_ADMIN"),
-            "password": env("TEST_REDIS_ADMIN_PASS"),
-            "ssl": server.ssl(),
-        });
-        self.secret("redis-admin", &value).await
-    }
-
-    async fn rotate(&mut self, arn: &str) -> Rotation {
-        driver::rotate(&self.client, &mut self.function, arn, &Options::new(BINARY))
-            .await
-            .unwrap()
-    }
-
-    async fn rotate_ok(&mut self, arn: &str) -> Rotation {
-        driver::rotate_ok(&self.client, &mut self.function, arn, &Options::new(BINARY)).await
-    }
-
-    async fn value(&self, arn: &str, stage: &str) -> Value {
-        stack::json_value(&self.store, arn, stage).await
-    }
-
-    /// The first failing step's error; the rotation must have failed.
-    async fn refused(&mut self, arn: &str) -> String {
-        let before = self.value(arn, AWSCURRENT).await;
-        let r = self.rotate(arn).await;
-        let failed = r.steps.iter().find_map(|s| s.result.clone().err());
-        let error = failed.unwrap_or_else(|| panic!("the rotation succeeded: {:?}", r.steps));
-        assert_eq!(self.value(arn, AWSCURRENT).await, before, "{error}");
-        error
-    }
-}
-
-/// Every string in a server's answer, one per line.
-fn text(v: &redis::Value) -> String {
-    match v {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        redis::Value::SimpleString(s) => s.clone(),
-        redis::Value::Array(items) | redis::Value::Set(items) => {
-            items.iter().map(text).collect::<Vec<_>>().join("\n")
-        }
-        other => format!("{other:?}"),
+        server.admin_secret(&self.client).await
     }
 }
 
@@ -639,8 +480,7 @@ async fn a_pending_value_for_another_user_is_refused() {
     let arn = rig
         .secret("redis-app", &server.secret(&user, "Initial-pw-1", &admin))
         .await;
-    let lambda = stack::function_arn(BINARY);
-    let token = driver::begin_and_run(&rig.client, &mut rig.function, &arn, &lambda, &[]).await;
+    let token = rig.begin_and_run(&arn, &[]).await;
     rig.client
         .put_secret_value()
         .secret_id(&arn)
