@@ -50,6 +50,29 @@ fn the_list_holds_every_rotator_folder() {
     assert!(listed.len() >= 5, "{listed:?}");
 }
 
+/// `scripts/rotators`, which packaging and the bench read, lists the same rotators.
+#[test]
+fn the_scripts_read_the_same_list() {
+    let out = std::process::Command::new(rotators::workspace().join("scripts/rotators"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<String> = rotators::all()
+        .iter()
+        .map(|r| format!("{} {}", r.package, r.binary))
+        .collect();
+    let printed: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(printed, listed);
+}
+
 /// Bad input is refused naming the field, changing nothing, by every rotator.
 #[test]
 fn every_rotator_has_a_bad_input_matrix() {
