@@ -23,6 +23,7 @@ locals {
         var.db_ca_bundle_pem == "" ? {} : { DB_CA_BUNDLE_PEM = var.db_ca_bundle_pem },
         var.db_ca_bundle_file == "" ? {} : { DB_CA_BUNDLE_FILE = var.db_ca_bundle_file },
         local.password_env,
+        local.retire_env,
         # The master secrets a secret's `masterarn` may name: the same ARNs the role may read.
         length(var.db_master_secret_arns) == 0 ? {} : { DB_MASTER_SECRET_ARNS = join(",", var.db_master_secret_arns) },
       )
@@ -48,7 +49,7 @@ locals {
     "iam-access-key" = {
       binary      = "rotate-iam-access-key"
       description = "Rotates the access key of one IAM user per secret."
-      env         = var.retire_previous == "finish" ? { OLD_KEY_ACTION = var.old_key_action } : {}
+      env         = merge(local.retire_env, var.retire_previous == "finish" ? { OLD_KEY_ACTION = var.old_key_action } : {})
       statements = [{
         Sid      = "KeysOfUsersUnderThePath"
         Effect   = "Allow"
@@ -59,7 +60,7 @@ locals {
     "github-token" = {
       binary      = "rotate-github-token"
       description = "Rotates GitHub App installation tokens and repository deploy keys."
-      env         = { GITHUB_API_URL = var.github_api_url }
+      env         = merge(local.retire_env, { GITHUB_API_URL = var.github_api_url })
       statements = length(var.github_app_key_secret_arns) == 0 ? [] : [{
         Sid      = "ReadAppPrivateKeys"
         Effect   = "Allow"
@@ -72,6 +73,7 @@ locals {
       description = "Rotates Redis 6+ and Valkey ACL user passwords with zero downtime."
       env = merge(
         { REDIS_TIMEOUT_SECONDS = "5" },
+        local.retire_env,
         var.redis_ca_bundle_pem == "" ? {} : { REDIS_CA_BUNDLE_PEM = var.redis_ca_bundle_pem },
         local.password_env,
         # The administrator secrets a secret's `masterarn` may name: the same ARNs the role may read.
@@ -109,6 +111,9 @@ locals {
     var.password_length == null ? {} : { PASSWORD_LENGTH = tostring(var.password_length) },
     var.exclude_characters == null ? {} : { EXCLUDE_CHARACTERS = var.exclude_characters },
   )
+  # The previous credential's minimum age, for the rotators that honour it (they ask
+  # Versions::may_retire_previous before retiring).
+  retire_env = { RETIRE_PREVIOUS_MIN_AGE_SECONDS = tostring(var.retire_previous_min_age_seconds) }
 }
 
 # Deploy only what you need (var.rotators).
@@ -176,10 +181,11 @@ resource "aws_iam_role_policy" "rotator" {
           Resource = "${aws_cloudwatch_log_group.rotator[each.key].arn}:*"
         },
         {
-          # The pre-flight check simulates the write calls against this role's own policies.
+          # The pre-flight check simulates the write calls against this role's own policies
+          # (GetRole: the role's ARN with its path, which the session's ARN drops).
           Sid      = "PreflightSimulatesItsOwnRole"
           Effect   = "Allow"
-          Action   = ["iam:SimulatePrincipalPolicy"]
+          Action   = ["iam:SimulatePrincipalPolicy", "iam:GetRole"]
           Resource = aws_iam_role.rotator[each.key].arn
         },
       ],

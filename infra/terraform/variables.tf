@@ -166,6 +166,16 @@ variable "retire_previous" {
   }
 }
 
+variable "retire_previous_min_age_seconds" {
+  description = "With retire_previous = next-rotation, the least time in seconds the previous credential keeps working after it stopped being current, even when rotations come back to back (RETIRE_PREVIOUS_MIN_AGE_SECONDS of the DB, IAM, GitHub and Redis rotators). 0 turns it off."
+  type        = number
+  default     = 7200
+  validation {
+    condition     = var.retire_previous_min_age_seconds >= 0 && floor(var.retire_previous_min_age_seconds) == var.retire_previous_min_age_seconds
+    error_message = "retire_previous_min_age_seconds must be a whole number of seconds, 0 or more."
+  }
+}
+
 variable "old_key_action" {
   description = "With retire_previous = finish, what the IAM rotator does to the previous key in finishSecret: deactivate or delete."
   type        = string
@@ -197,7 +207,7 @@ variable "log_retention_days" {
 }
 
 variable "alarm_topic_arn" {
-  description = "SNS topic told when a rotation step fails. Empty creates the alarms without actions."
+  description = "SNS topic told when a rotation fails (the functions' StepFailed, Errors and Throttles alarms, and Secrets Manager's RotationFailed, RotationAbandoned and TestRotationFailed events; its policy must let events.amazonaws.com publish). Empty creates the alarms without actions and no event rule."
   type        = string
   default     = ""
   validation {

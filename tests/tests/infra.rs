@@ -560,11 +560,14 @@ fn each_function_may_simulate_only_its_own_role() {
     for f in &functions {
         let st = role_statements(&template, f);
         for g in &functions {
-            assert_eq!(
-                allowed(&st, "iam:SimulatePrincipalPolicy", &role_arn(g), &[]),
-                f == g,
-                "{f} simulating {g}'s role"
-            );
+            // GetRole: the pre-flight's way to the role's ARN with its path.
+            for action in ["iam:SimulatePrincipalPolicy", "iam:GetRole"] {
+                assert_eq!(
+                    allowed(&st, action, &role_arn(g), &[]),
+                    f == g,
+                    "{f}: {action} on {g}'s role"
+                );
+            }
         }
     }
 }
@@ -1060,4 +1063,224 @@ fn the_template_carries_serverless_repo_metadata() {
         .join("infra")
         .join(app["ReadmeUrl"].as_str().unwrap());
     assert!(readme.is_file(), "{}", readme.display());
+}
+
+/// Every Markdown page an operator reads: README.md and docs/ (the README's sections move there).
+fn operator_docs() -> String {
+    let mut text = read("README.md");
+    let mut dirs = vec![workspace().join("docs")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                text.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    text
+}
+
+/// #23.5: an alarm for every way a rotation fails, in both templates. `StepFailed` comes only from
+/// a function alive to emit it; Lambda's `Errors` also counts a timeout, an out-of-memory kill and
+/// a failed start, `Throttles` an invocation Lambda refused, and Secrets Manager's own events a
+/// function it could not invoke, a key it could not use, an abandoned rotation. All go to the
+/// alarm topic; the README says what each catches.
+#[test]
+fn every_way_a_rotation_fails_alarms_in_both_templates() {
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let conditions = &template["Conditions"];
+    let resources = template["Resources"].as_mapping().unwrap();
+    let to_topic = |r: &Value| {
+        serde_yaml::to_string(&r["Properties"]["AlarmActions"])
+            .unwrap()
+            .contains("AlarmTopicArn")
+    };
+    let functions: Vec<(String, String)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, r)| (tagged_str(id), tagged_str(&r["Condition"])))
+        .collect();
+    assert!(functions.len() >= 4, "{functions:?}");
+    for (f, switch) in &functions {
+        for metric in ["Errors", "Throttles"] {
+            let alarms: Vec<&Value> = resources
+                .values()
+                .filter(|r| {
+                    r["Type"] == "AWS::CloudWatch::Alarm"
+                        && r["Properties"]["Namespace"] == "AWS/Lambda"
+                        && r["Properties"]["MetricName"] == metric
+                        && serde_yaml::to_string(&r["Properties"]["Dimensions"])
+                            .unwrap()
+                            .contains(&format!("FunctionName\n  Value: !Ref {f}\n"))
+                })
+                .collect();
+            assert_eq!(alarms.len(), 1, "{f}: no AWS/Lambda {metric} alarm");
+            let alarm = alarms[0];
+            assert!(to_topic(alarm), "{f}'s {metric} alarm tells no topic");
+            assert!(
+                implies(
+                    conditions,
+                    alarm["Condition"].as_str().unwrap_or_default(),
+                    switch,
+                    0
+                ),
+                "{f}'s {metric} alarm outlives {switch}"
+            );
+        }
+    }
+    let rules: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::Events::Rule")
+        .collect();
+    assert_eq!(rules.len(), 1, "one rule on Secrets Manager's events");
+    let rule = rules[0];
+    let pattern = &rule["Properties"]["EventPattern"];
+    assert_eq!(
+        pattern["source"],
+        serde_yaml::from_str::<Value>("[aws.secretsmanager]").unwrap()
+    );
+    // Events Secrets Manager makes itself, not API calls (AWS CloudTrail entries for Secrets
+    // Manager, "Log entries for rotation").
+    assert_eq!(
+        pattern["detail-type"],
+        serde_yaml::from_str::<Value>("[AWS Service Event via CloudTrail]").unwrap()
+    );
+    let names = serde_yaml::to_string(&pattern["detail"]["eventName"]).unwrap();
+    for name in ["RotationFailed", "RotationAbandoned", "TestRotationFailed"] {
+        assert!(names.contains(name), "the rule misses {name}: {names}");
+    }
+    assert_eq!(
+        serde_yaml::to_string(&rule["Properties"]["Targets"][0]["Arn"]).unwrap(),
+        "!Ref AlarmTopicArn\n"
+    );
+    let when = rule["Condition"].as_str().unwrap_or_default();
+    assert!(
+        implies(conditions, when, "HasAlarmTopic", 0),
+        "a rule with no topic: {when}"
+    );
+
+    let tf = terraform();
+    for metric in ["Errors", "Throttles"] {
+        let at = tf
+            .find(&format!("metric_name         = \"{metric}\""))
+            .unwrap_or_else(|| panic!("Terraform has no {metric} alarm"));
+        let start = tf[..at].rfind("\nresource ").unwrap();
+        let block = tf_block(&tf[start + 1..], "resource ");
+        for text in [
+            "for_each            = local.rotators",
+            "namespace           = \"AWS/Lambda\"",
+            "dimensions          = { FunctionName = aws_lambda_function.rotator[each.key].function_name }",
+            "alarm_actions       = var.alarm_topic_arn == \"\" ? [] : [var.alarm_topic_arn]",
+        ] {
+            assert!(block.contains(text), "{block}");
+        }
+    }
+    let rule = tf_block(&tf, "resource \"aws_cloudwatch_event_rule\" ");
+    for text in [
+        "count       = var.alarm_topic_arn != \"\" && length(local.rotators) > 0 ? 1 : 0",
+        "source        = [\"aws.secretsmanager\"]",
+        "\"detail-type\" = [\"AWS Service Event via CloudTrail\"]",
+        "eventName   = [\"RotationFailed\", \"RotationAbandoned\", \"TestRotationFailed\"]",
+    ] {
+        assert!(rule.contains(text), "{rule}");
+    }
+    let target = tf_block(&tf, "resource \"aws_cloudwatch_event_target\" ");
+    assert!(
+        target.contains("arn       = var.alarm_topic_arn"),
+        "{target}"
+    );
+
+    let docs = operator_docs();
+    for text in [
+        "`AWS/Lambda` `Errors`",
+        "`Throttles`",
+        "`RotationFailed`",
+        "`RotationAbandoned`",
+        "`TestRotationFailed`",
+        "events.amazonaws.com",
+    ] {
+        assert!(
+            docs.contains(text),
+            "the README does not say what {text} catches"
+        );
+    }
+}
+
+/// The previous credential's minimum age (`RETIRE_PREVIOUS_MIN_AGE_SECONDS`) is a setting of both
+/// templates with the code's default, given to exactly the rotators that honour it: those whose
+/// retirement asks `Versions::may_retire_previous`.
+#[test]
+fn the_previous_credentials_minimum_age_is_a_setting_of_both_templates() {
+    const VAR: &str = "RETIRE_PREVIOUS_MIN_AGE_SECONDS";
+    let default = shared::config::RETIRE_MIN_AGE_DEFAULT.as_secs();
+    let honours = |dir: &str| {
+        let src = workspace().join("rotators").join(dir).join("src");
+        std::fs::read_dir(&src).unwrap().any(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap_or_default()
+                .contains(".may_retire_previous(")
+        })
+    };
+    let want: BTreeSet<String> = rotators()
+        .into_iter()
+        .filter(|(dir, _)| honours(dir))
+        .map(|(dir, _)| dir)
+        .collect();
+    assert!(want.len() >= 3, "{want:?}");
+
+    let template: Value = serde_yaml::from_str(&read("infra/template.yaml")).unwrap();
+    let param = &template["Parameters"]["RetirePreviousMinAgeSeconds"];
+    assert_eq!(param["Type"].as_str(), Some("Number"), "{param:?}");
+    assert_eq!(param["Default"].as_u64(), Some(default), "{param:?}");
+    assert_eq!(param["MinValue"].as_u64(), Some(0), "{param:?}");
+    assert!(
+        template["Globals"]["Function"]["Environment"]["Variables"][VAR].is_null(),
+        "{VAR} in Globals reaches rotators that ignore it"
+    );
+    let given: BTreeSet<String> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .filter(|r| {
+            let v = &r["Properties"]["Environment"]["Variables"][VAR];
+            serde_yaml::to_string(v).unwrap() == "!Ref RetirePreviousMinAgeSeconds\n"
+        })
+        .map(|r| {
+            tagged_str(&r["Properties"]["CodeUri"])
+                .trim_start_matches("../rotators/")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(given, want, "SAM functions given {VAR}");
+
+    let tf = terraform();
+    let var = tf_block(&tf, "variable \"retire_previous_min_age_seconds\" {");
+    assert!(var.contains(&format!("default     = {default}\n")), "{var}");
+    assert!(var.contains("validation {"), "{var}");
+    let main = read("infra/terraform/main.tf");
+    assert!(
+        main.contains(&format!(
+            "retire_env = {{ {VAR} = tostring(var.retire_previous_min_age_seconds) }}"
+        )),
+        "main.tf does not set {VAR} from the variable"
+    );
+    // Each rotator's entry in local.all_rotators, up to the next one.
+    let mut given = BTreeSet::new();
+    for (dir, _) in rotators() {
+        let at = main
+            .find(&format!("\n    \"{dir}\" = {{\n"))
+            .unwrap_or_else(|| panic!("main.tf has no rotator {dir}"));
+        let entry = &main[at + 1..];
+        let entry = &entry[..entry.find("\n    }\n").unwrap()];
+        if entry.contains("local.retire_env") {
+            given.insert(dir);
+        }
+    }
+    assert_eq!(given, want, "Terraform rotators given {VAR}");
 }
