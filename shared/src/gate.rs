@@ -47,6 +47,8 @@ mod tests {
             rotation_enabled: enabled,
             rotation_lambda_arn: None,
             rotation_schedule: None,
+            rotation_window: None,
+            kms_key_id: None,
             labels,
             tags: Vec::new(),
         }

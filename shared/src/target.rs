@@ -58,6 +58,17 @@ pub trait Target: Send + Sync {
     /// and `AWSPREVIOUS` only. Messages are the ones the failing step would give.
     async fn check(&self, v: &Versions<'_>, retire: Retire) -> Vec<crate::preflight::Check>;
 
+    /// The AWS calls a rotation makes on the target's service, as (actions, resource ARN), for the
+    /// pre-flight to simulate against the function's role (they are often what a service control
+    /// policy denies). `Err`: why they cannot be named.
+    async fn aws_writes(
+        &self,
+        _v: &Versions<'_>,
+        _retire: Retire,
+    ) -> Result<Vec<(Vec<&'static str>, String)>, String> {
+        Ok(Vec::new())
+    }
+
     /// Whether a scheduled refresh (`refresh::run`) may serve this target: its credentials expire
     /// on their own, so a pending value a failed rotation left may be dropped, not waited on.
     fn refreshable(&self) -> bool {

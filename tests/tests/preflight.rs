@@ -22,6 +22,7 @@ const READS: &[&str] = &[
     "IAM:ListAccessKeys",
     "IAM:GetAccessKeyLastUsed",
     "IAM:SimulatePrincipalPolicy",
+    "IAM:GetRole",
     "STS:GetCallerIdentity",
     "RDS:DescribeDBInstances",
     "RDS:DescribeDBClusters",
@@ -343,4 +344,113 @@ async fn a_wrong_master_and_a_stuck_rotation_are_reported() {
         "{text}"
     );
     f.assert_no_leak(&["Wrong-pw-1", "App-pw-1"]);
+}
+
+/// #23.7: the pre-flight simulates the function's real role, path included (a Lambda session's ARN
+/// drops the path; GetRole gives it), and the secret's customer managed key on its ARN, with
+/// kms:Decrypt proven by the read. moto has no SimulatePrincipalPolicy, so both end `not verified`
+/// naming what they would have simulated (the decisions are unit-tested in shared::preflight).
+#[tokio::test]
+async fn the_preflight_simulates_the_real_role_and_the_secrets_key() {
+    let client = stack::client().await;
+    let sdk = shared::config::load().await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let role = stack::unique("pf-role");
+    let made = iam
+        .create_role()
+        .role_name(&role)
+        .path("/service-role/rotation/")
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let role_arn = made.role().unwrap().arn().to_owned();
+    assert!(
+        role_arn.ends_with(&format!(":role/service-role/rotation/{role}")),
+        "{role_arn}"
+    );
+    // The function runs as a session of that role, as in Lambda.
+    let session = aws_sdk_sts::Client::new(&sdk)
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name("rotation-fn")
+        .send()
+        .await
+        .unwrap();
+    let creds = session.credentials().unwrap();
+    let env = vec![
+        (
+            "AWS_ACCESS_KEY_ID".to_string(),
+            creds.access_key_id().to_owned(),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            creds.secret_access_key().to_owned(),
+        ),
+        (
+            "AWS_SESSION_TOKEN".to_string(),
+            creds.session_token().to_owned(),
+        ),
+    ];
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let arn = client
+        .create_secret()
+        .name(stack::unique("pf-kms"))
+        .kms_key_id(key)
+        .secret_string(r#"{"password": "p"}"#)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    configure("rotate-random-password", &client, &env, &arn).await;
+    let (report, calls) = preflight("rotate-random-password", stack::endpoint(), env, &arn).await;
+    let text = driver::format_report(&report);
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{name}` check: {text}"))
+    };
+    let writes = check("write permissions");
+    assert_eq!(writes["status"], "not verified", "{text}");
+    assert!(
+        writes["message"].as_str().unwrap().contains(&format!(
+            "iam:SimulatePrincipalPolicy for {role_arn} failed"
+        )),
+        "{text}"
+    );
+    let kms = check("KMS key");
+    assert_eq!(kms["status"], "not verified", "{text}");
+    let message = kms["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{key}: kms:Decrypt works"))
+            && message.contains("kms:GenerateDataKey is not verified"),
+        "{text}"
+    );
+    // Rotation every day: the window is the rest of the UTC day.
+    let window = check("rotation window");
+    assert_eq!(window["status"], "ok", "{text}");
+    assert!(
+        window["message"]
+            .as_str()
+            .unwrap()
+            .contains("24h window of every day"),
+        "{text}"
+    );
+    assert!(calls.contains_key("IAM:GetRole"), "{calls:?}");
+    for op in calls.keys() {
+        assert!(
+            READS.contains(&op.as_str()),
+            "the pre-flight called {op}: not a read"
+        );
+    }
 }

@@ -72,6 +72,11 @@ impl SecretStore for AwsStore {
                     })
                 })
             }),
+            rotation_window: out
+                .rotation_rules()
+                .and_then(|r| r.duration())
+                .map(str::to_owned),
+            kms_key_id: out.kms_key_id().map(str::to_owned),
             labels: Labels(labels),
             tags: out
                 .tags()

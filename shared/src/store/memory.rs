@@ -130,6 +130,8 @@ impl SecretStore for MemoryStore {
                 rotation_enabled: s.rotation_enabled,
                 rotation_lambda_arn: None,
                 rotation_schedule: None,
+                rotation_window: None,
+                kms_key_id: None,
                 labels: s.labels.clone(),
                 tags: Vec::new(),
             })

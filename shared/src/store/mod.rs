@@ -26,6 +26,10 @@ pub struct SecretMeta {
     pub rotation_lambda_arn: Option<String>,
     /// The rotation schedule (`ScheduleExpression`, or every N days), once configured.
     pub rotation_schedule: Option<String>,
+    /// The rotation window (`RotationRules.Duration`, e.g. `3h`), when one is set.
+    pub rotation_window: Option<String>,
+    /// The KMS key of the secret's values (`KmsKeyId`); `None`: the AWS managed key.
+    pub kms_key_id: Option<String>,
     pub labels: Labels,
     /// The secret's tags, e.g. the `aws:rds:primaryDBInstanceArn` of an RDS-managed secret.
     pub tags: Vec<(String, String)>,
