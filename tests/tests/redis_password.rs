@@ -413,6 +413,77 @@ async fn a_crash_after_every_call_converges() {
     }
 }
 
+/// With `RETIRE_PREVIOUS=finish`, the binary aborted after every external call of a rotation,
+/// then retried: after each, the ACL file holds what the server holds. A retirement retried after
+/// its `ACL SETUSER` (the password already gone) still runs `ACL SAVE`, else a restart would bring
+/// the retired password back.
+#[tokio::test]
+async fn a_retried_retirement_still_saves_the_acl_file() {
+    let server = Server::Redis;
+    let client = stack::client().await;
+    let store = AwsStore::new(client.clone());
+    let binary = e2e::workspace_binary(BINARY);
+    let opts = |resume| Options {
+        resume,
+        ..Options::new(BINARY)
+    };
+    let admin = server.admin_secret(&client).await;
+    for n in 1.. {
+        let user = unique_user("crash-save");
+        server.create_user(&user, "Initial-pw-1").await;
+        let arn = stack::create_secret(
+            &client,
+            &stack::unique("redis-crash-save"),
+            &server.secret(&user, "Initial-pw-1", &admin).to_string(),
+        )
+        .await;
+        let marker = std::env::temp_dir().join(format!("crash-{}", shared::random::version_id()));
+        let vars = vec![
+            ("REDIS_CA_BUNDLE_FILE".to_string(), env("TEST_CA_FILE")),
+            ("REDIS_ADMIN_SECRET_ARNS".to_string(), ADMIN_SECRETS.into()),
+            ("RETIRE_PREVIOUS".to_string(), "finish".into()),
+            ("FAULT_CRASH_AFTER".to_string(), n.to_string()),
+            ("FAULT_MARKER".to_string(), marker.display().to_string()),
+        ];
+        let mut f = Function::start(&binary, &vars, false).await.unwrap();
+        let first = driver::rotate(&client, &mut f, &arn, &opts(false))
+            .await
+            .unwrap();
+        let crashed = marker.exists();
+        let mut done = first.succeeded();
+        for _ in 0..3 {
+            if done {
+                break;
+            }
+            let r = driver::retry(&client, &mut f, &arn, &first.token, &opts(true))
+                .await
+                .unwrap();
+            done = r.succeeded();
+        }
+        f.stop().await;
+        std::fs::remove_file(&marker).ok();
+        assert!(done, "crash {n}: the retries did not converge");
+        let current = password(&stack::json_value(&store, &arn, AWSCURRENT).await);
+        let file = std::fs::read_to_string(env("TEST_REDIS_ACL_FILE")).unwrap();
+        let line = file
+            .lines()
+            .find(|l| l.starts_with(&format!("user {user} ")))
+            .unwrap_or_else(|| panic!("crash {n}: user {user} is not in the ACL file"));
+        assert!(
+            line.contains(&sha256_hex(&current)) && !line.contains(&sha256_hex("Initial-pw-1")),
+            "crash {n}: the ACL file holds another password list than the server: {line}"
+        );
+        if !crashed {
+            assert!(n > 10, "only {} calls", n - 1);
+            println!(
+                "redis: {} crashes injected, the ACL file saved after each",
+                n - 1
+            );
+            return;
+        }
+    }
+}
+
 /// A server that answers every command with a bulk string of 100 MB (hostile), or never answers
 /// (silent). The secret's writer picks the host, so both must end the step with our error.
 async fn fake_server(hostile: bool) -> u16 {

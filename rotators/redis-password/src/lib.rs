@@ -170,14 +170,15 @@ impl Target for RedisPassword {
         )
         .await?;
         let (mut admin, acl) = self.admin_for(v, &current).await?;
-        if !acl.has_password(&old) {
-            return Ok(());
+        if acl.has_password(&old) {
+            admin
+                .set_user_password_rule(&current.username, &format!("!{old}"))
+                .await
+                .map_err(Error::target)?;
+            tracing::info!(user = %current.username, "the previous password is removed");
         }
-        admin
-            .set_user_password_rule(&current.username, &format!("!{old}"))
-            .await
-            .map_err(Error::target)?;
-        tracing::info!(user = %current.username, "the previous password is removed");
+        // Saved when already removed too: the attempt that removed it may have died before its
+        // ACL SAVE, and the file would bring the password back at the server's next restart.
         persist(&mut admin, &current).await
     }
 
