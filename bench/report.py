@@ -4,8 +4,10 @@ usage: report.py RESULTS_JSON ZIP_DIR OUT_DIR
 """
 import datetime
 import json
+import math
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -20,15 +22,21 @@ r = json.load(open(results_path))
 # The strict minimum of Secrets Manager calls per rotation, by rotator: four DescribeSecret (the
 # gate of each step), createSecret's read of the pending version (expected missing), of
 # AWSCURRENT and its PutSecretValue, one read of the pending value in setSecret and in testSecret,
-# and finishSecret's two UpdateSecretVersionStage (move AWSCURRENT, remove AWSPENDING). A single
-# user DB rotation also needs AWSCURRENT in setSecret to log in; the IAM rotator reads
-# AWSPREVIOUS in createSecret and finishSecret to know which key to spare or retire.
+# and finishSecret's one UpdateSecretVersionStage (move AWSCURRENT; Secrets Manager takes
+# AWSPENDING off). A single user DB rotation also needs AWSCURRENT in setSecret to log in; the IAM
+# rotator reads AWSPREVIOUS in createSecret and finishSecret to know which key to spare or retire.
 MINIMUM = {
-    "random-password": 11,
-    "db-password (PostgreSQL)": 12,
-    "db-password (MariaDB)": 12,
-    "iam-access-key": 13,
+    "random-password": 10,
+    "db-password (PostgreSQL)": 11,
+    "db-password (MariaDB)": 11,
+    "iam-access-key": 12,
 }
+# Lambda's price per GB-second (us-east-1), and the one this report's costs use: the templates
+# deploy arm64 (infra/).
+PRICE_GB_S = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
+ARCH = "arm64"
+# Why the default memory size is what it is, from the figures of the run that chose it (#24.7).
+CHOICE = []
 
 
 def f(x):
@@ -67,9 +75,13 @@ lines = [
     f"- machine: {os.cpu_count()} cores, {cpu()}, {platform.system()} {platform.release()}",
     f"- {rustc}",
     f"- cold starts: {r['cold_runs']} fresh processes per rotator; warm: {r['warm_rotations']} rotations in one process",
+    f"- load averages (1, 5, 15 min) before the run: {r.get('load_before', '?')}; after: {r.get('load_after', '?')}",
     "",
     "Times include the local moto server's answers (a single-threaded Python process), which",
     "dominate every step that calls Secrets Manager; they are a ceiling for the function's own cost.",
+    "The machine's two cores were shared with other work during the run (builds and tests of other",
+    "changes; the load averages above), so absolute times are noisier than on an idle machine;",
+    "ratios measured side by side (ours against the templates, the C clients) suffer less.",
     "",
     "## Cold start",
     "",
@@ -88,7 +100,12 @@ lines += [
     "",
     "## Warm rotation, memory and API calls",
     "",
-    "One long-lived process rotating a new secret each time through the local rotate-secret driver.",
+    "One long-lived process rotating a new secret each time through the local rotate-secret driver;",
+    "the dual-password and Redis rows rotate one secret again and again (after one unmeasured",
+    "rotation), so every measured rotation also retires the previous password in createSecret, as",
+    "with `RETIRE_PREVIOUS=next-rotation` (the default; `RETIRE_PREVIOUS_MIN_AGE_SECONDS=0`).",
+    "The dual-password secret names a master secret (`masterarn`); the Redis secret, an",
+    "administrator's secret; the Redis user is a self-managed ACL user reached over TLS.",
     "API calls are counted by a proxy between the function and moto (GitHub calls by the stand-in), for one whole rotation.",
     "",
     "| rotator | rotation median ms | createSecret | setSecret | testSecret | finishSecret | peak RSS MB | Secrets Manager calls (strict minimum) |",
@@ -110,6 +127,11 @@ lines.append("|---|" + "---|" * len(names))
 for op in ops:
     lines.append(f"| {op} | " + " | ".join(str(r["warm"][n]["api_calls"].get(op, 0)) for n in names) + " |")
 lines += [
+    "",
+    "`?`: no minimum derived. finishSecret makes one `UpdateSecretVersionStage` (it moves",
+    "`AWSCURRENT`; Secrets Manager takes `AWSPENDING` off once the rotation succeeded).",
+    "The dual-password and Redis rotators also read their master or administrator secret (one",
+    "`GetSecretValue` each time they log in as it).",
     "",
     "Above the minimum, by design: finishSecret tests the pending value once more before it moves",
     "`AWSCURRENT` (one `GetSecretValue`), so a manual or out-of-order finishSecret can never promote",
@@ -154,6 +176,82 @@ if r.get("logins"):
         lines.append(
             f"| {name} | {spread(o, 2)} | {spread(t, 2)} | {l['ratio']:.2f} |"
         )
+cs = r.get("cpu_shares")
+if cs:
+    sizes = cs["sizes"]
+
+    def mb(size):
+        return size["memory_mb"] or 1769
+
+    def head(size):
+        return f"{size['memory_mb']} MB ({size['cpu_share'] * 100:.1f}%)" if size["memory_mb"] else "1769 MB (no limit)"
+
+    def billed_ms(m):
+        """One rotation as Lambda bills it: a cold init (billed since August 2025) and four steps,
+        each rounded up to the millisecond."""
+        steps = sum(math.ceil(v["median_ms"]) for v in m["warm"]["steps"].values())
+        return math.ceil(m["cold_start"]["init"]["median_ms"]) + steps
+
+    def cost(m, size):
+        """Dollars per million rotations at this memory size (duration only)."""
+        return billed_ms(m) / 1000 * mb(size) / 1024 * PRICE_GB_S[ARCH] * 1e6
+
+    names = list(sizes[0]["subjects"])
+    cols = " | ".join(head(x) for x in sizes)
+
+    def table(title, cell):
+        out = ["", title, "", f"| rotator | {cols} |", "|---|" + "---|" * len(sizes)]
+        for n in names:
+            out.append(f"| {n} | " + " | ".join(cell(x["subjects"][n], x) for x in sizes) + " |")
+        return out
+
+    template = open(os.path.join(os.path.dirname(__file__), "..", "infra", "template.yaml")).read()
+    default_mb = int(re.search(r"MemorySize: (\d+)", template).group(1))
+    timeout_s = int(re.search(r"Timeout: (\d+)", template).group(1))
+    lines += [
+        "",
+        "## Memory size: time and cost at Lambda's CPU share",
+        "",
+        "Lambda gives a function one vCPU at 1769 MB and a share of one in proportion to memory below",
+        "that (128 MB: 7.2%). `bench/run` measures every rotator with its process in a cgroup (v1)",
+        f"whose CPU quota is that share of each {cs['period_us'] // 1000} ms period (`cpu.cfs_quota_us`), set",
+        "before the binary execs, so init runs limited too; moto and the servers are not limited.",
+        f"{cs['runs']} cold starts and {cs['runs']} warm rotations per rotator and size; medians. The",
+        "\"no limit\" column runs through the same wrapper and cgroup without a quota. This machine's",
+        "cores are x86 (AMD EPYC), not Graviton; the quota reproduces the share, not the core.",
+    ]
+    lines += table(
+        "Warm rotation, all four steps, median ms:",
+        lambda m, x: f(m["warm"]["rotation"]["median_ms"]),
+    )
+    lines += table(
+        "Slowest single step seen (any step, any warm rotation), ms:",
+        lambda m, x: f(max(v["max_ms"] for v in m["warm"]["steps"].values())),
+    )
+    lines += table(
+        "Init (exec to the first `/invocation/next`), median ms:",
+        lambda m, x: f(m["cold_start"]["init"]["median_ms"]),
+    )
+    lines += table(
+        f"Cost per million rotations, US$ ({ARCH}, ${PRICE_GB_S[ARCH]}/GB-s; x86_64 is "
+        f"${PRICE_GB_S['x86_64']}/GB-s, 25% more): a cold init plus the four steps' medians, each "
+        "rounded up to the ms as Lambda bills; requests ($0.20 per million, 4 per rotation) are the same at every size:",
+        lambda m, x: f"{cost(m, x):.2f}",
+    )
+    at_default = next((x for x in sizes if x["memory_mb"] == default_mb), None)
+    if at_default:
+        slowest = max(
+            (max(v["max_ms"] for v in m["warm"]["steps"].values()), n)
+            for n, m in at_default["subjects"].items()
+        )
+        lines += [
+            "",
+            f"The templates' default today: `MemorySize: {default_mb}` (infra/template.yaml Globals,",
+            f"infra/terraform `memory_size`), timeout {timeout_s} s. At {default_mb} MB's share the slowest",
+            f"step seen was {slowest[0]:.0f} ms ({slowest[1]}), {slowest[0] / 10 / timeout_s:.1f}% of the timeout.",
+        ]
+    lines += CHOICE
+
 lines += [
     "",
     "## Package size (arm64 zip)",

@@ -1,8 +1,12 @@
 //! `rotation-bench`: measures the release binaries on the local stack and prints a JSON report.
 //! Run through `bench/run`, which builds them, starts the stack and writes bench/README.md.
 //!
-//! usage: rotation-bench BIN_DIR [COLD_RUNS] [WARM_ROTATIONS]
+//! usage: rotation-bench BIN_DIR [COLD_RUNS] [WARM_ROTATIONS] [CPU_RUNS]
+//!
+//! `BENCH_ONLY=cold,warm,templates,cpu,scale` (a subset) runs only those sections; `logins` runs
+//! when `BENCH_LOGINS_REFERENCE` names the C reference client.
 
+mod cpu;
 mod logins;
 mod subject;
 mod template;
@@ -38,17 +42,15 @@ fn options(subject: Subject) -> Options {
     Options::new(subject.binary())
 }
 
-/// A fresh process per run: exec to the first `/invocation/next` (init), and exec to the answer
-/// of one invocation that reads the local Secrets Manager (a step for a finished version: one
-/// `DescribeSecret`).
-async fn cold_start(bin_dir: &Path, subject: Subject, runs: usize) -> Value {
+/// A fresh process of `exe` per run: exec to the first `/invocation/next` (init), and exec to the
+/// answer of one invocation that reads the local Secrets Manager (a step for a finished version:
+/// one `DescribeSecret`).
+async fn cold_start(exe: &Path, subject: Subject, runs: usize) -> Value {
     let client = subject.client().await;
     let arn = subject.new_secret(&client).await;
     let env = subject.env(&subject.upstream()).await;
     // One rotation first, so rotation is enabled and the current version is a finished one.
-    let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false)
-        .await
-        .unwrap();
+    let mut f = Function::start(exe, &env, false).await.unwrap();
     let r = driver::rotate(&client, &mut f, &arn, &options(subject))
         .await
         .unwrap();
@@ -59,9 +61,7 @@ async fn cold_start(bin_dir: &Path, subject: Subject, runs: usize) -> Value {
     let event = json!({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": current});
     let (mut init, mut first) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let mut f = Function::start(&bin_dir.join(subject.binary()), &env, false)
-            .await
-            .unwrap();
+        let mut f = Function::start(exe, &env, false).await.unwrap();
         let reply = f.invoke(&event, Duration::from_secs(30)).await.unwrap();
         let answered = f.started().elapsed();
         assert!(matches!(reply, Reply::Response(_)), "{reply:?}");
@@ -72,8 +72,8 @@ async fn cold_start(bin_dir: &Path, subject: Subject, runs: usize) -> Value {
     json!({"init": summary(init), "first_response": summary(first)})
 }
 
-/// One long-lived process, `rotations` full rotations through the driver; the last one runs
-/// through the counting proxy. Also the process's peak RSS.
+/// One long-lived process, `rotations` full rotations through the driver, each through the
+/// counting proxy (the calls reported are the last rotation's). Also the process's peak RSS.
 async fn warm(bin_dir: &Path, subject: Subject, rotations: usize) -> Value {
     warm_process(&bin_dir.join(subject.binary()), subject, rotations, &[]).await
 }
@@ -96,14 +96,29 @@ async fn warm_process(
     let mut per_step: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut totals = Vec::new();
     let mut calls = BTreeMap::new();
-    for _ in 0..rotations {
+    // A subject that rotates one secret has it rotated once, unmeasured, so that every measured
+    // rotation retires the previous credential.
+    let one_secret = if subject.rotates_one_secret() {
         let arn = subject.new_secret(&client).await;
+        let r = driver::rotate(&client, &mut f, &arn, &options(subject))
+            .await
+            .unwrap();
+        assert!(r.succeeded(), "{:?}\n{}", r.steps, f.output().join("\n"));
+        Some(arn)
+    } else {
+        None
+    };
+    for _ in 0..rotations {
+        let arn = match &one_secret {
+            Some(arn) => arn.clone(),
+            None => subject.new_secret(&client).await,
+        };
         counts.take();
         let gh_before = github_exchanges(subject).await;
         let r = driver::rotate(&client, &mut f, &arn, &options(subject))
             .await
             .unwrap();
-        assert!(r.succeeded(), "{:?}", r.steps);
+        assert!(r.succeeded(), "{:?}\n{}", r.steps, f.output().join("\n"));
         calls = counts.take();
         if let Subject::GitHubToken = subject {
             // GitHub calls come from the stand-in's record, by method and path template.
@@ -185,6 +200,41 @@ async fn scale(bin_dir: &Path, n: usize) -> Value {
     json!({"secrets": n, "wall_ms": ms(started.elapsed()), "per_rotation": summary(each)})
 }
 
+/// Memory sizes whose CPU share the rotators are measured at (`None`: no limit, the baseline
+/// through the same wrapper).
+const MEMORY_SIZES: [Option<u64>; 5] = [None, Some(1024), Some(512), Some(256), Some(128)];
+
+/// Every rotator's cold start and warm rotations with the CPU limited to the share Lambda gives
+/// each of `MEMORY_SIZES`. `None` when the limit cannot be set here (the reason is printed).
+async fn cpu_shares(bin_dir: &Path, runs: usize) -> Option<Value> {
+    let mut sizes = Vec::new();
+    for memory_mb in MEMORY_SIZES {
+        let limit = match cpu::Limit::new(bin_dir, memory_mb) {
+            Ok(limit) => limit,
+            Err(why) => {
+                eprintln!("bench: skipping the CPU-share measurements: {why}");
+                return None;
+            }
+        };
+        let share = memory_mb.map_or(1.0, |mb| mb as f64 / cpu::FULL_VCPU_MB as f64);
+        let mut subjects = BTreeMap::new();
+        for subject in Subject::ALL {
+            eprintln!("bench: {} at {memory_mb:?} MB's CPU share", subject.label());
+            let exe = limit.wrap(&bin_dir.join(subject.binary()));
+            let throttled = limit.throttled_ms();
+            let cold = cold_start(&exe, subject, runs).await;
+            let warm = warm_process(&exe, subject, runs, &[]).await;
+            let throttled = limit.throttled_ms() - throttled;
+            subjects.insert(
+                subject.label(),
+                json!({"cold_start": cold, "warm": warm, "throttled_ms": throttled}),
+            );
+        }
+        sizes.push(json!({"memory_mb": memory_mb, "cpu_share": share, "subjects": subjects}));
+    }
+    Some(json!({"period_us": 100_000, "runs": runs, "sizes": sizes}))
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -194,7 +244,16 @@ async fn main() {
     );
     let cold_runs: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(20);
     let rotations: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(20);
-    let mut report = json!({"cold_runs": cold_runs, "warm_rotations": rotations});
+    let cpu_runs: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(5);
+    let only = std::env::var("BENCH_ONLY").ok();
+    let run = |section: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(',').any(|s| s == section))
+    };
+    let mut report =
+        json!({"cold_runs": cold_runs, "warm_rotations": rotations, "cpu_runs": cpu_runs});
+    // Other work on the machine skews the times: the load averages before and after say how much.
+    report["load_before"] = json!(loadavg());
     // The C reference client for DB logins (bench/run compiles bench/reference/logins.c).
     if let Ok(tool) = std::env::var("BENCH_LOGINS_REFERENCE") {
         report["logins"] = logins::run(Path::new(&tool), 10).await;
@@ -204,14 +263,20 @@ async fn main() {
         return;
     }
     for subject in Subject::ALL {
-        eprintln!("bench: {} cold start", subject.label());
-        report["cold_start"][subject.label()] = cold_start(&bin_dir, subject, cold_runs).await;
-        eprintln!("bench: {} warm rotations", subject.label());
-        report["warm"][subject.label()] = warm(&bin_dir, subject, rotations).await;
+        if run("cold") {
+            eprintln!("bench: {} cold start", subject.label());
+            report["cold_start"][subject.label()] =
+                cold_start(&bin_dir.join(subject.binary()), subject, cold_runs).await;
+        }
+        if run("warm") {
+            eprintln!("bench: {} warm rotations", subject.label());
+            report["warm"][subject.label()] = warm(&bin_dir, subject, rotations).await;
+        }
     }
     // AWS's Python templates on the same servers, when a copy of aws-samples/
     // aws-secrets-manager-rotation-lambdas is at BENCH_AWS_TEMPLATES (not part of this repository).
-    if let Ok(dir) = std::env::var("BENCH_AWS_TEMPLATES") {
+    let templates = std::env::var("BENCH_AWS_TEMPLATES").ok();
+    if let Some(dir) = templates.filter(|_| run("templates")) {
         for (subject, template) in [
             (
                 Subject::DbPostgres,
@@ -233,11 +298,28 @@ async fn main() {
                 warm_process(&runner, subject, rotations, &env).await;
         }
     }
-    let mut scaling = Vec::new();
-    for n in [1, 10, 100] {
-        eprintln!("bench: {n} concurrent rotations");
-        scaling.push(scale(&bin_dir, n).await);
+    if run("cpu") {
+        if let Some(cpu) = cpu_shares(&bin_dir, cpu_runs).await {
+            report["cpu_shares"] = cpu;
+        }
     }
-    report["scale"] = Value::Array(scaling);
+    if run("scale") {
+        let mut scaling = Vec::new();
+        for n in [1, 10, 100] {
+            eprintln!("bench: {n} concurrent rotations");
+            scaling.push(scale(&bin_dir, n).await);
+        }
+        report["scale"] = Value::Array(scaling);
+    }
+    report["load_after"] = json!(loadavg());
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`).
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
