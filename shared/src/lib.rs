@@ -9,6 +9,8 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod fault;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod gate;
 pub mod lambda;
 pub mod password;

@@ -674,3 +674,63 @@ mod tests {
         );
     }
 }
+
+/// #23.8: GitHub's answers, as `send` and the list and mint calls read them, never panic
+/// (`shared::fuzz::CASES` cases each): any body, any rate-limit and `Link` headers.
+#[cfg(test)]
+mod fuzz_answers {
+    use super::*;
+    use proptest::prelude::*;
+    use shared::fuzz;
+
+    fn headers(pairs: &[(String, String)]) -> http::HeaderMap {
+        pairs
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    http::HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn any_body_is_read(body in fuzz::json(), status in 100u16..600) {
+            let _ = detail(&body);
+            let a = Answer { status, headers: http::HeaderMap::new(), body: body.clone() };
+            let _ = failure("GET /x", &a);
+            // What `repositories`, `keys` and `mint` take from a body.
+            let _ = body["repositories"].as_array().map(|r| r.iter().filter_map(|r| r["full_name"].as_str()).count());
+            if let Some(keys) = body.as_array() {
+                for k in keys {
+                    let _ = (k["id"].as_u64(), k["title"].as_str(), k["read_only"].as_bool(), k["last_used"].as_str());
+                }
+            }
+            let _ = (body["token"].as_str(), body["expires_at"].as_str());
+        }
+
+        #[test]
+        fn any_headers_are_read(
+            pairs in proptest::collection::vec((
+                prop_oneof![Just("retry-after".to_owned()), Just("x-ratelimit-remaining".to_owned()),
+                            Just("x-ratelimit-reset".to_owned()), Just("link".to_owned()), "[a-z-]{1,12}"],
+                prop_oneof![fuzz::text(), any::<u64>().prop_map(|n| n.to_string()),
+                            "(<[ -~]{0,30}>; ?rel=\"(next|prev|last)\",? ?){0,3}"],
+            ), 0..5),
+            status in prop_oneof![Just(403u16), Just(429), 100u16..600],
+            now in any::<u64>(),
+            link in fuzz::text(),
+        ) {
+            let h = headers(&pairs);
+            let now = UNIX_EPOCH.checked_add(Duration::from_secs(now)).unwrap_or(UNIX_EPOCH);
+            let _ = rate_limit_wait(status, &h, now);
+            let _ = next_link(&h);
+            let api = Api { base: "https://api.github.com".into() };
+            let _ = api.same_origin(&link);
+        }
+    }
+}

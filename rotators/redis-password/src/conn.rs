@@ -353,3 +353,43 @@ impl Conn {
         }
     }
 }
+
+/// #23.8: any `ACL GETUSER` answer (RESP2 or RESP3 shapes, any nesting) is read or refused, never
+/// a panic (`shared::fuzz::CASES` cases).
+#[cfg(test)]
+mod fuzz_acl {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            Just(Value::Okay),
+            any::<i64>().prop_map(Value::Int),
+            proptest::collection::vec(any::<u8>(), 0..16).prop_map(Value::BulkString),
+            prop_oneof![
+                Just("flags".to_owned()),
+                Just("passwords".to_owned()),
+                Just("on".to_owned()),
+                ".{0,8}"
+            ]
+            .prop_map(Value::SimpleString),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..7).prop_map(Value::Array),
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Set),
+                proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(shared::fuzz::config())]
+
+        #[test]
+        fn any_acl_answer_is_read_or_refused(v in value()) {
+            let _ = UserAcl::from_value(v);
+        }
+    }
+}
