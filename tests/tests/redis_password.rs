@@ -570,28 +570,59 @@ async fn a_pending_value_for_another_user_is_refused() {
     assert_eq!(server.acl(&user).await.1.len(), 1);
 }
 
-/// A stand-in for ElastiCache's user API, written from its API reference (query protocol, XML
-/// answers): `DescribeUsers` and `ModifyUser`. A user is `modifying` for `delay` after a change and
-/// refuses another (`InvalidUserState`); at most two passwords of 16 to 128 characters
-/// (`InvalidParameterValue`). Each change is applied to the stack's real Redis when it completes,
-/// so logins are real.
+/// A stand-in for the user APIs of ElastiCache and MemoryDB, written from their API references:
+/// ElastiCache's `DescribeUsers` and `ModifyUser` (query protocol, XML answers) and MemoryDB's
+/// `DescribeUsers` and `UpdateUser` (JSON 1.1, `X-Amz-Target: AmazonMemoryDB.*`). The rules are
+/// the services' and the same on both: a user is `modifying` for `delay` after a change and
+/// refuses another (`InvalidUserState`, `InvalidUserStateFault`); one or two passwords of 16 to
+/// 128 characters (`InvalidParameterValue`, `InvalidParameterValueException`); MemoryDB names
+/// users `[a-zA-Z][a-zA-Z0-9-]*` and takes passwords only with `Type: password`. Each change is
+/// applied to the stack's real Redis when it completes, so logins are real.
 mod elasticache {
     use super::{Server, sha256_hex};
     use http_body_util::{BodyExt, Full};
     use hyper::body::Bytes;
     use hyper::{Request, Response};
     use hyper_util::rt::TokioIo;
+    use serde_json::{Value, json};
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     pub const ACCOUNT_ARN: &str = "arn:aws:elasticache:us-east-1:123456789012:user:";
+    pub const MEMORYDB_ARN: &str = "arn:aws:memorydb:us-east-1:123456789012:user/";
+
+    /// Which service's API serves a user.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Api {
+        ElastiCache,
+        MemoryDb,
+    }
+
+    impl Api {
+        /// The user's ARN: ElastiCache's by user id, MemoryDB's by name.
+        pub fn arn(self, id: &str) -> String {
+            match self {
+                Api::ElastiCache => format!("{ACCOUNT_ARN}{id}"),
+                Api::MemoryDb => format!("{MEMORYDB_ARN}{id}"),
+            }
+        }
+    }
 
     pub struct User {
+        pub api: Api,
         pub name: String,
         pub passwords: usize,
         pub status: String,
-        pending: Option<(Instant, Vec<String>)>,
+        /// When the change under way completes, and the passwords it sets (`None`: a change of
+        /// something else, such as the access string).
+        pending: Option<(Instant, Option<Vec<String>>)>,
+    }
+
+    /// Why a change is refused; each API names it its own way.
+    enum Refused {
+        NotActive,
+        Passwords(&'static str),
     }
 
     #[derive(Clone, Default)]
@@ -600,6 +631,9 @@ mod elasticache {
         pub delay: Duration,
         /// Every call, in order (`Action UserId passwords`).
         pub calls: Arc<Mutex<Vec<String>>>,
+        /// How many of the next changes find another change begun just before them (another
+        /// administrator's, of the access string): refused as not active, the user `modifying`.
+        pub interlopers: Arc<Mutex<usize>>,
     }
 
     impl StandIn {
@@ -628,17 +662,49 @@ mod elasticache {
             (me, url)
         }
 
-        /// A user `id` for the Redis user `name`, which holds one password.
-        pub fn add(&self, id: &str, name: &str, status: &str) {
+        /// A user `id` of `api` for the Redis user `name`, which holds one password.
+        pub fn add(&self, api: Api, id: &str, name: &str, status: &str) {
             self.users.lock().unwrap().insert(
                 id.to_owned(),
                 User {
+                    api,
                     name: name.to_owned(),
                     passwords: 1,
                     status: status.to_owned(),
                     pending: None,
                 },
             );
+        }
+
+        /// `ModifyUser` and `UpdateUser` alike: the user must be `active`, and a change of the
+        /// passwords sets one or two of 16 to 128 characters.
+        fn change(&self, user: &mut User, passwords: Option<Vec<String>>) -> Result<(), Refused> {
+            let interloper = {
+                let mut n = self.interlopers.lock().unwrap();
+                let some = *n > 0 && user.status == "active";
+                if some {
+                    *n -= 1;
+                }
+                some
+            };
+            if interloper {
+                user.status = "modifying".into();
+                user.pending = Some((Instant::now() + self.delay, None));
+            }
+            if user.status != "active" {
+                return Err(Refused::NotActive);
+            }
+            if let Some(p) = &passwords {
+                if p.is_empty() || p.len() > 2 {
+                    return Err(Refused::Passwords("Passwords: one or two."));
+                }
+                if p.iter().any(|p| !(16..=128).contains(&p.len())) {
+                    return Err(Refused::Passwords("Passwords: 16 to 128 characters."));
+                }
+            }
+            user.status = "modifying".into();
+            user.pending = Some((Instant::now() + self.delay, passwords));
+            Ok(())
         }
 
         /// Finishes changes whose time has come, on the real Redis.
@@ -652,11 +718,12 @@ mod elasticache {
                             .as_ref()
                             .is_some_and(|(at, _)| *at <= Instant::now())
                     })
-                    .map(|u| {
+                    .filter_map(|u| {
                         let (_, passwords) = u.pending.take().unwrap();
                         u.status = "active".into();
+                        let passwords = passwords?;
                         u.passwords = passwords.len();
-                        (u.name.clone(), passwords)
+                        Some((u.name.clone(), passwords))
                     })
                     .collect()
             };
@@ -672,7 +739,15 @@ mod elasticache {
         }
 
         async fn handle(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+            let target = req
+                .headers()
+                .get("x-amz-target")
+                .and_then(|t| t.to_str().ok())
+                .map(str::to_owned);
             let body = req.into_body().collect().await.unwrap().to_bytes();
+            if let Some(target) = target {
+                return self.memorydb(&target, &body).await;
+            }
             let form: HashMap<String, String> =
                 form_urlencoded::parse(&body).into_owned().collect();
             let mut passwords: Vec<(usize, String)> = form
@@ -692,7 +767,7 @@ mod elasticache {
                 .push(format!("{action} {id} {}", passwords.len()));
             self.settle().await;
             let mut users = self.users.lock().unwrap();
-            let Some(user) = users.get_mut(&id) else {
+            let Some(user) = users.get_mut(&id).filter(|u| u.api == Api::ElastiCache) else {
                 return error(404, "UserNotFound", &format!("User {id} not found."));
             };
             match action.as_str() {
@@ -701,24 +776,14 @@ mod elasticache {
                     &format!("<Users><member>{}</member></Users>", user_xml(&id, user)),
                 ),
                 "ModifyUser" => {
-                    if user.status != "active" {
-                        return error(400, "InvalidUserState", "User is not in active state.");
+                    let passwords = (!passwords.is_empty()).then_some(passwords);
+                    match self.change(user, passwords) {
+                        Ok(()) => ok("ModifyUser", &user_xml(&id, user)),
+                        Err(Refused::NotActive) => {
+                            error(400, "InvalidUserState", "User is not in active state.")
+                        }
+                        Err(Refused::Passwords(why)) => error(400, "InvalidParameterValue", why),
                     }
-                    if passwords.len() > 2 {
-                        return error(400, "InvalidParameterValue", "Passwords: at most 2.");
-                    }
-                    if passwords.iter().any(|p| !(16..=128).contains(&p.len())) {
-                        return error(
-                            400,
-                            "InvalidParameterValue",
-                            "Passwords: 16 to 128 characters.",
-                        );
-                    }
-                    if !passwords.is_empty() {
-                        user.status = "modifying".into();
-                        user.pending = Some((Instant::now() + self.delay, passwords));
-                    }
-                    ok("ModifyUser", &user_xml(&id, user))
                 }
                 _ => error(
                     400,
@@ -727,6 +792,98 @@ mod elasticache {
                 ),
             }
         }
+
+        /// MemoryDB's JSON 1.1 protocol: `DescribeUsers` of one user by name, `UpdateUser`.
+        async fn memorydb(&self, target: &str, body: &[u8]) -> Response<Full<Bytes>> {
+            let action = target.strip_prefix("AmazonMemoryDB.").unwrap_or(target);
+            let Ok(input) = serde_json::from_slice::<Value>(body) else {
+                return json_error("SerializationException", "The body is not JSON.");
+            };
+            let name = input["UserName"].as_str().unwrap_or_default().to_owned();
+            let mode = &input["AuthenticationMode"];
+            let passwords: Option<Vec<String>> = mode["Passwords"].as_array().map(|list| {
+                list.iter()
+                    .map(|p| p.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            });
+            self.calls.lock().unwrap().push(format!(
+                "{action} {name} {}",
+                passwords.as_ref().map_or(0, Vec::len)
+            ));
+            let mut chars = name.chars();
+            let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !well_formed && (action == "UpdateUser" || !name.is_empty()) {
+                return json_error(
+                    "InvalidParameterValueException",
+                    "UserName must match [a-zA-Z][a-zA-Z0-9\\-]*.",
+                );
+            }
+            self.settle().await;
+            let mut users = self.users.lock().unwrap();
+            let Some(user) = users.get_mut(&name).filter(|u| u.api == Api::MemoryDb) else {
+                return json_error("UserNotFoundFault", &format!("User {name} not found."));
+            };
+            match action {
+                "DescribeUsers" => json_ok(json!({"Users": [user_json(&name, user)]})),
+                "UpdateUser" => {
+                    if mode.is_null() && input["AccessString"].is_null() {
+                        return json_error(
+                            "InvalidParameterCombinationException",
+                            "No modifications were requested.",
+                        );
+                    }
+                    if passwords.is_some() && mode["Type"] != "password" {
+                        return json_error(
+                            "InvalidParameterCombinationException",
+                            "Passwords are taken only with Type password.",
+                        );
+                    }
+                    match self.change(user, passwords) {
+                        Ok(()) => json_ok(json!({"User": user_json(&name, user)})),
+                        Err(Refused::NotActive) => {
+                            json_error("InvalidUserStateFault", "User is not in active state.")
+                        }
+                        Err(Refused::Passwords(why)) => {
+                            json_error("InvalidParameterValueException", why)
+                        }
+                    }
+                }
+                _ => json_error(
+                    "UnknownOperationException",
+                    &format!("{action} is not offered here."),
+                ),
+            }
+        }
+    }
+
+    fn user_json(name: &str, u: &User) -> Value {
+        json!({
+            "Name": name,
+            "Status": u.status,
+            "AccessString": "on ~* &* +@all",
+            "ACLNames": [],
+            "MinimumEngineVersion": "6.2",
+            "Authentication": {"Type": "password", "PasswordCount": u.passwords},
+            "ARN": Api::MemoryDb.arn(name),
+        })
+    }
+
+    fn json_ok(body: Value) -> Response<Full<Bytes>> {
+        Response::builder()
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    }
+
+    fn json_error(code: &str, message: &str) -> Response<Full<Bytes>> {
+        Response::builder()
+            .status(400)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Full::new(Bytes::from(
+                json!({"__type": code, "message": message}).to_string(),
+            )))
+            .unwrap()
     }
 
     fn user_xml(id: &str, u: &User) -> String {
@@ -765,29 +922,80 @@ mod elasticache {
     }
 }
 
-/// Sets up an ElastiCache user backed by a Redis user that holds `Initial-pw-1234567`, and a
-/// function that may change users `ec-*` through the stand-in.
+/// What the function needs to change users of `api` through the stand-in at `url`: those named
+/// `ec-*` (ElastiCache) or `mdb-*` (MemoryDB) only.
+fn service_env(api: elasticache::Api, url: &str) -> [(&'static str, String); 2] {
+    match api {
+        elasticache::Api::ElastiCache => [
+            ("ELASTICACHE_USER_ARNS", api.arn("ec-*")),
+            ("AWS_ENDPOINT_URL_ELASTICACHE", url.to_owned()),
+        ],
+        elasticache::Api::MemoryDb => [
+            ("MEMORYDB_USER_ARNS", api.arn("mdb-*")),
+            ("AWS_ENDPOINT_URL_MEMORYDB", url.to_owned()),
+        ],
+    }
+}
+
+/// A user of `api` in the stand-in (its id, and the name of the Redis user behind it, which holds
+/// `Initial-pw-1234567`). MemoryDB's user id is its name, which takes no `_`.
+async fn service_user(
+    api: elasticache::Api,
+    standin: &elasticache::StandIn,
+    status: &str,
+) -> (String, String) {
+    let (name, id) = match api {
+        elasticache::Api::ElastiCache => {
+            let name = unique_user("ec");
+            let id = name.replace('_', "-");
+            (name, id)
+        }
+        elasticache::Api::MemoryDb => {
+            let name = unique_user("mdb").replace('_', "-");
+            (name.clone(), name)
+        }
+    };
+    Server::Redis.create_user(&name, "Initial-pw-1234567").await;
+    standin.add(api, &id, &name, status);
+    (id, name)
+}
+
+/// A user of `api` and a function that may change it through the stand-in.
+async fn service_rig(
+    api: elasticache::Api,
+    delay: std::time::Duration,
+    status: &str,
+    extra: &[(&str, &str)],
+) -> (Rig, elasticache::StandIn, String, String) {
+    let (standin, url) = elasticache::StandIn::start(delay).await;
+    let (id, name) = service_user(api, &standin, status).await;
+    let vars = service_env(api, &url);
+    let mut env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend(extra);
+    let rig = Rig::new(&env).await;
+    (rig, standin, id, name)
+}
+
+/// An ElastiCache user backed by a Redis user that holds `Initial-pw-1234567`, and a function
+/// that may change users `ec-*` through the stand-in.
 async fn elasticache_rig(
     delay: std::time::Duration,
     status: &str,
 ) -> (Rig, elasticache::StandIn, String, String) {
-    let (standin, url) = elasticache::StandIn::start(delay).await;
-    let name = unique_user("ec");
-    let id = name.replace('_', "-");
-    Server::Redis.create_user(&name, "Initial-pw-1234567").await;
-    standin.add(&id, &name, status);
-    let allowed = format!("{}ec-*", elasticache::ACCOUNT_ARN);
-    let rig = Rig::new(&[
-        ("ELASTICACHE_USER_ARNS", &allowed),
-        ("AWS_ENDPOINT_URL_ELASTICACHE", &url),
-    ])
-    .await;
-    (rig, standin, id, name)
+    service_rig(elasticache::Api::ElastiCache, delay, status, &[]).await
 }
 
-fn ec_secret(id: &str, name: &str, password: &str, endpoint: bool) -> Value {
+/// The secret of user `id` of `api` (the JSON of AWS's ElastiCache template), with the stack's
+/// Redis as its endpoint or none.
+fn user_secret(
+    api: elasticache::Api,
+    id: &str,
+    name: &str,
+    password: &str,
+    endpoint: bool,
+) -> Value {
     let mut v = json!({
-        "user_arn": format!("{}{id}", elasticache::ACCOUNT_ARN),
+        "user_arn": api.arn(id),
         "username": name,
         "password": password,
     });
@@ -797,6 +1005,10 @@ fn ec_secret(id: &str, name: &str, password: &str, endpoint: bool) -> Value {
         v["ssl"] = json!(false);
     }
     v
+}
+
+fn ec_secret(id: &str, name: &str, password: &str, endpoint: bool) -> Value {
+    user_secret(elasticache::Api::ElastiCache, id, name, password, endpoint)
 }
 
 /// With an endpoint: `[pending, current]` after each rotation, so the password read before a
@@ -974,4 +1186,192 @@ async fn back_to_back_rotations_keep_the_previous_password_for_its_minimum_age()
         .login(&user, "Initial-pw-1")
         .await
         .expect("the previous password still logs in");
+}
+
+/// MemoryDB (#21): two rotations through `UpdateUser`, with an endpoint. A consumer holding the
+/// password it read before a rotation keeps working through it and until the next rotation
+/// retires that password, then is refused; the first change finds another begun just before it
+/// (`InvalidUserStateFault`) and waits it out; the user never holds more than two passwords.
+#[tokio::test]
+async fn a_memorydb_user_rotates_with_zero_downtime() {
+    let api = elasticache::Api::MemoryDb;
+    let delay = std::time::Duration::from_millis(700);
+    let (mut rig, standin, id, name) = service_rig(api, delay, "active", &[]).await;
+    let arn = rig
+        .secret(
+            "redis-mdb",
+            &user_secret(api, &id, &name, "Initial-pw-1234567", true),
+        )
+        .await;
+    *standin.interlopers.lock().unwrap() = 1;
+    let mut seen = vec!["Initial-pw-1234567".to_string()];
+    for round in 1..=2 {
+        rig.rotate_ok(&arn).await;
+        let new = password(&rig.value(&arn, AWSCURRENT).await);
+        assert!(!seen.contains(&new));
+        Server::Redis
+            .login(&name, &new)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the new password: {e}"));
+        Server::Redis
+            .login(&name, seen.last().unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the password read before: {e}"));
+        if round == 2 {
+            let retired = Server::Redis.login(&name, &seen[0]).await;
+            assert!(
+                retired.unwrap_err().contains("WRONGPASS"),
+                "the password of two rotations ago"
+            );
+        }
+        assert_eq!(standin.users.lock().unwrap()[&id].passwords, 2);
+        seen.push(new);
+    }
+    let calls = standin.calls.lock().unwrap().clone();
+    let updates: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.starts_with("UpdateUser"))
+        .collect();
+    let (set, retire) = (format!("UpdateUser {id} 2"), format!("UpdateUser {id} 1"));
+    // Refused while the other change ran, then set; retired, then set.
+    assert_eq!(updates, [&set, &set, &retire, &set], "{calls:?}");
+    let secrets: Vec<&str> = seen.iter().map(String::as_str).collect();
+    rig.function.assert_no_leak(&secrets);
+}
+
+/// The writer of a MemoryDB secret: a user outside `MEMORYDB_USER_ARNS` is refused before any
+/// call, though `ELASTICACHE_USER_ARNS` would match its ARN (one list per service);
+/// another user's name under an allowed ARN, and a password that does not log in, are refused
+/// before any `UpdateUser`.
+#[tokio::test]
+async fn a_memorydb_secret_writer_changes_nothing() {
+    let api = elasticache::Api::MemoryDb;
+    let (mut rig, standin, id, name) = service_rig(
+        api,
+        std::time::Duration::ZERO,
+        "active",
+        &[("ELASTICACHE_USER_ARNS", "arn:aws:*")],
+    )
+    .await;
+    standin.add(api, "victim-1", &name, "active");
+    let arn = rig
+        .secret(
+            "redis-mdb",
+            &user_secret(api, "victim-1", "victim-1", "Initial-pw-1234567", false),
+        )
+        .await;
+    let error = rig.refused(&arn).await;
+    assert!(
+        error.contains("field `user_arn`") && error.contains("MEMORYDB_USER_ARNS"),
+        "{error}"
+    );
+    assert_eq!(*standin.calls.lock().unwrap(), Vec::<String>::new());
+    let cases = [
+        (
+            user_secret(api, &id, "someone-else", "Initial-pw-1234567", false),
+            "field `username`",
+        ),
+        (
+            user_secret(api, &id, &name, "Not-the-password-1", true),
+            "must log in as the user",
+        ),
+    ];
+    for (value, want) in cases {
+        let arn = rig.secret("redis-mdb", &value).await;
+        let error = rig.refused(&arn).await;
+        assert!(error.contains(want), "{error}");
+    }
+    let calls = standin.calls.lock().unwrap().clone();
+    assert!(
+        calls.iter().all(|c| !c.starts_with("UpdateUser")),
+        "{calls:?}"
+    );
+    Server::Redis
+        .login(&name, "Initial-pw-1234567")
+        .await
+        .unwrap();
+}
+
+/// MemoryDB: the real binary aborted after every external call (Secrets Manager, `DescribeUsers`,
+/// `UpdateUser`, each login), then retried with the same token as Secrets Manager does: every
+/// rotation converges, `AWSCURRENT` logs in after every crash, and the user ends with the new and
+/// the previous passwords, no other.
+#[tokio::test]
+async fn a_memorydb_crash_after_every_call_converges() {
+    let api = elasticache::Api::MemoryDb;
+    let client = stack::client().await;
+    let store = AwsStore::new(client.clone());
+    let binary = e2e::workspace_binary(BINARY);
+    let opts = |resume| Options {
+        resume,
+        ..Options::new(BINARY)
+    };
+    let (standin, url) = elasticache::StandIn::start(std::time::Duration::ZERO).await;
+    for n in 1.. {
+        let (id, name) = service_user(api, &standin, "active").await;
+        let value = user_secret(api, &id, &name, "Initial-pw-1234567", true);
+        let arn = stack::create_secret(
+            &client,
+            &stack::unique("redis-mdb-crash"),
+            &value.to_string(),
+        )
+        .await;
+        let marker = std::env::temp_dir().join(format!("crash-{}", shared::random::version_id()));
+        let mut env = vec![
+            ("REDIS_CA_BUNDLE_FILE".to_string(), env("TEST_CA_FILE")),
+            ("RETIRE_PREVIOUS_MIN_AGE_SECONDS".to_string(), "0".into()),
+            ("FAULT_CRASH_AFTER".to_string(), n.to_string()),
+            ("FAULT_MARKER".to_string(), marker.display().to_string()),
+        ];
+        env.extend(service_env(api, &url).map(|(k, v)| (k.to_string(), v)));
+        let mut f = Function::start(&binary, &env, false).await.unwrap();
+        let first = driver::rotate(&client, &mut f, &arn, &opts(false))
+            .await
+            .unwrap();
+        if !marker.exists() {
+            assert!(first.succeeded(), "no crash at {n}, yet {:?}", first.steps);
+            f.stop().await;
+            assert!(n > 10, "only {} calls", n - 1);
+            println!("memorydb: {} crashes injected, all converged", n - 1);
+            return;
+        }
+        let now = stack::json_value(&store, &arn, AWSCURRENT).await;
+        Server::Redis
+            .login(&name, &password(&now))
+            .await
+            .unwrap_or_else(|e| panic!("crash {n}: AWSCURRENT broken: {e}"));
+        let mut done = first.succeeded();
+        for _ in 0..3 {
+            if done {
+                break;
+            }
+            let r = driver::retry(&client, &mut f, &arn, &first.token, &opts(true))
+                .await
+                .unwrap();
+            done = r.succeeded();
+        }
+        let output = f.output();
+        f.stop().await;
+        std::fs::remove_file(&marker).ok();
+        assert!(done, "crash {n}: the retries did not converge");
+        let labels = store.describe(&arn).await.unwrap().labels;
+        assert_eq!(labels.version_with(AWSPENDING), None, "crash {n}");
+        let current = password(&stack::json_value(&store, &arn, AWSCURRENT).await);
+        assert_eq!(
+            password(&stack::json_value(&store, &arn, AWSPREVIOUS).await),
+            "Initial-pw-1234567",
+            "crash {n}"
+        );
+        Server::Redis.login(&name, &current).await.unwrap();
+        Server::Redis
+            .login(&name, "Initial-pw-1234567")
+            .await
+            .unwrap();
+        assert_eq!(Server::Redis.acl(&name).await.1.len(), 2, "crash {n}");
+        assert_eq!(standin.users.lock().unwrap()[&id].passwords, 2, "crash {n}");
+        if let Some(line) = output.iter().find(|l| l.contains(current.as_str())) {
+            panic!("crash {n}: a secret reached the function's output: {line}");
+        }
+    }
 }

@@ -1,20 +1,24 @@
-//! ElastiCache (Redis OSS and Valkey) users, with the secret of AWS's
+//! ElastiCache (Redis OSS and Valkey) and MemoryDB users, with the secret of AWS's
 //! `SecretsManagerElasticacheUserRotation` template: `user_arn`, `username`, `password`, plus
-//! optional `host`, `port`, `ssl` naming an endpoint of a cache the user belongs to.
+//! optional `host`, `port`, `ssl` naming an endpoint of a cluster the user belongs to. The ARN
+//! names the service: `arn:PARTITION:elasticache:REGION:ACCOUNT:user:ID` or
+//! `arn:PARTITION:memorydb:REGION:ACCOUNT:user/NAME`. The two services differ only in their calls
+//! (`ModifyUser` or `UpdateUser`; `DescribeUsers` by id or by name), so every rule below serves
+//! both.
 //!
-//! setSecret sets the user's passwords to `[pending, current]` (`ModifyUser`; ElastiCache keeps at
-//! most two), so consumers holding the current one keep working; retiring sets `[current]`. A
-//! change makes the user `modifying` for a while and another change meanwhile is refused
-//! (`InvalidUserState`), so every change waits for `active` within the step's budget.
+//! setSecret sets the user's passwords to `[pending, current]` (both services keep at most two),
+//! so consumers holding the current one keep working; retiring sets `[current]`. A change makes
+//! the user `modifying` for a while and another change meanwhile is refused (`InvalidUserState`,
+//! `InvalidUserStateFault`), so every change waits for `active` within the step's budget.
 //!
-//! The user is pinned by the function's `ELASTICACHE_USER_ARNS` (and the role's IAM policy), and
-//! its name must be the user's; with an endpoint the current password must also log in as the
-//! user before anything changes, and testSecret logs in with the pending one. Without an
-//! endpoint testSecret can only wait for `active`, as AWS's template does.
+//! The user is pinned by the function's `ELASTICACHE_USER_ARNS` or `MEMORYDB_USER_ARNS` (and the
+//! role's IAM policy), and its name must be the user's; with an endpoint the current password must
+//! also log in as the user before anything changes, and testSecret logs in with the pending one.
+//! Without an endpoint testSecret can only wait for `active`, as AWS's template does.
 
 use crate::conn::{self, Clock, Settings};
 use crate::secret::{Fields, RedisSecret, take_password};
-use aws_sdk_elasticache::error::ProvideErrorMetadata;
+use aws_sdk_elasticache::error::{ProvideErrorMetadata, SdkError};
 use serde_json::{Map, Value};
 use shared::allow_list::AllowList;
 use shared::config::Retire;
@@ -24,19 +28,52 @@ use std::time::{Duration, Instant};
 
 /// The ElastiCache users this function may change (comma-separated ARNs, `*` wildcards).
 pub const USER_ARNS: &str = "ELASTICACHE_USER_ARNS";
+/// The MemoryDB users this function may change (comma-separated ARNs, `*` wildcards).
+pub const MEMORYDB_USER_ARNS: &str = "MEMORYDB_USER_ARNS";
 
-/// ElastiCache takes passwords of 16 to 128 printable characters.
+/// Both services take passwords of 16 to 128 printable characters.
 pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 16..=128;
 
-pub struct ElastiCache {
-    pub client: aws_sdk_elasticache::Client,
-    pub users: AllowList,
+/// Which service holds the user, from its ARN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    ElastiCache,
+    MemoryDb,
 }
 
-/// One version of an ElastiCache user secret. `Debug` never shows the password.
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::ElastiCache => "ElastiCache",
+            Service::MemoryDb => "MemoryDB",
+        }
+    }
+
+    /// The variable that lists the users of this service the function may change.
+    pub fn allow_list(self) -> &'static str {
+        match self {
+            Service::ElastiCache => USER_ARNS,
+            Service::MemoryDb => MEMORYDB_USER_ARNS,
+        }
+    }
+}
+
+/// The users of both services, and the lists of those this function may change.
+pub struct ElastiCache {
+    pub client: aws_sdk_elasticache::Client,
+    pub memorydb: aws_sdk_memorydb::Client,
+    /// `ELASTICACHE_USER_ARNS`.
+    pub users: AllowList,
+    /// `MEMORYDB_USER_ARNS`.
+    pub memorydb_users: AllowList,
+}
+
+/// One version of an ElastiCache or MemoryDB user secret. `Debug` never shows the password.
 #[derive(Clone)]
 pub struct EcSecret {
+    pub service: Service,
     pub user_arn: String,
+    /// How the service's API names the user: ElastiCache's user id, MemoryDB's user name.
     pub user_id: String,
     pub username: String,
     pub password: SecretString,
@@ -54,7 +91,7 @@ impl std::fmt::Debug for EcSecret {
     }
 }
 
-/// Whether a value has the ElastiCache shape (a `user_arn` field).
+/// Whether a value has the shape of a service user's secret (a `user_arn` field).
 pub fn is_elasticache(value: &SecretString) -> bool {
     value
         .json_object()
@@ -70,10 +107,10 @@ impl EcSecret {
             which,
         };
         let user_arn = f.required("user_arn", 2048)?;
-        let user_id = user_id(&user_arn).ok_or_else(|| {
+        let (service, user_id) = user_id(&user_arn).ok_or_else(|| {
             Error::value(
                 which,
-                "field `user_arn` is not an ElastiCache user ARN (arn:aws:elasticache:REGION:ACCOUNT:user:ID)",
+                "field `user_arn` is neither an ElastiCache user ARN (arn:aws:elasticache:REGION:ACCOUNT:user:ID) nor a MemoryDB one (arn:aws:memorydb:REGION:ACCOUNT:user/NAME)",
             )
         })?;
         let endpoint = match f.text("host", 253)? {
@@ -81,6 +118,7 @@ impl EcSecret {
             None => None,
         };
         Ok(Self {
+            service,
             user_id,
             user_arn,
             username: f.required("username", 512)?,
@@ -101,19 +139,35 @@ impl EcSecret {
             RedisSecret::login_at(host, *port, *ssl, &self.username, &self.password)
         })
     }
+
+    /// `ElastiCache user app-1`, `MemoryDB user app`: how errors name the user.
+    fn named(&self) -> String {
+        format!("{} user {}", self.service.name(), self.user_id)
+    }
 }
 
-fn user_id(arn: &str) -> Option<String> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    match parts.as_slice() {
-        ["arn", _, "elasticache", _, _, "user", id] if !id.is_empty() => Some((*id).to_owned()),
-        _ => None,
-    }
+/// The service and the user's id in its API, from a user ARN.
+fn user_id(arn: &str) -> Option<(Service, String)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let (service, id) = match parts.as_slice() {
+        ["arn", _, "elasticache", _, _, resource] => {
+            (Service::ElastiCache, resource.strip_prefix("user:")?)
+        }
+        ["arn", _, "memorydb", _, _, resource] => {
+            (Service::MemoryDb, resource.strip_prefix("user/")?)
+        }
+        _ => return None,
+    };
+    (!id.is_empty() && !id.contains([':', '/'])).then(|| (service, id.to_owned()))
 }
 
 /// What `DescribeUsers` says of the user.
 struct User {
+    arn: Option<String>,
+    name: Option<String>,
     status: String,
+    /// `password`, `no-password`, `iam`.
+    authentication: Option<String>,
     passwords: i32,
 }
 
@@ -125,9 +179,10 @@ impl ElastiCache {
     ) -> Result<SecretString, Error> {
         let current = EcSecret::parse(v.current().await?, AWSCURRENT)?;
         if !PASSWORD_LENGTHS.contains(&password.expose().len()) {
-            return Err(Error::target(
-                "ElastiCache takes passwords of 16 to 128 characters: set PASSWORD_LENGTH within them",
-            ));
+            return Err(Error::target(format!(
+                "{} takes passwords of 16 to 128 characters: set PASSWORD_LENGTH within them",
+                current.service.name()
+            )));
         }
         Ok(current.with_password(&password))
     }
@@ -192,8 +247,12 @@ impl ElastiCache {
         let current = EcSecret::parse(v.current().await?, AWSCURRENT)?;
         let user = self.user(&current).await?;
         Ok(format!(
-            "ElastiCache user {} ({:?}) is allowed, {}, with {} password(s)",
-            current.user_arn, current.username, user.status, user.passwords
+            "{} user {} ({:?}) is allowed, {}, with {} password(s)",
+            current.service.name(),
+            current.user_arn,
+            current.username,
+            user.status,
+            user.passwords
         ))
     }
 
@@ -232,69 +291,164 @@ impl ElastiCache {
             })
     }
 
-    /// The user, once the allow-list and ElastiCache agree it is the secret's.
+    /// The user, once the allow-list and the service agree it is the secret's.
     async fn user(&self, current: &EcSecret) -> Result<User, Error> {
-        if !self.users.allows(&current.user_arn) {
+        let allowed = match current.service {
+            Service::ElastiCache => &self.users,
+            Service::MemoryDb => &self.memorydb_users,
+        };
+        if !allowed.allows(&current.user_arn) {
             return Err(Error::value(
                 AWSCURRENT,
                 format!(
-                    "field `user_arn`: {} is not in the function's {USER_ARNS}, so it is not changed (list it there to allow it)",
-                    current.user_arn
+                    "field `user_arn`: {} is not in the function's {}, so it is not changed (list it there to allow it)",
+                    current.user_arn,
+                    current.service.allow_list()
                 ),
             ));
         }
-        let out = self
-            .client
-            .describe_users()
-            .user_id(&current.user_id)
-            .send()
-            .await;
-        shared::fault::after_call("ElastiCache DescribeUsers");
-        let out = out.map_err(|e| sdk_error("DescribeUsers", &current.user_id, e))?;
-        let user = out
-            .users()
-            .iter()
-            .find(|u| u.user_id() == Some(current.user_id.as_str()))
-            .ok_or_else(|| {
-                Error::target(format!(
-                    "ElastiCache user {} does not exist",
-                    current.user_id
-                ))
-            })?;
-        if user.arn() != Some(current.user_arn.as_str()) {
+        let user = self.describe(current).await?;
+        let service = current.service.name();
+        if user.arn.as_deref() != Some(current.user_arn.as_str()) {
             return Err(Error::value(
                 AWSCURRENT,
                 format!(
-                    "field `user_arn`: ElastiCache names user {} {:?}",
-                    current.user_id,
-                    user.arn()
+                    "field `user_arn`: {service} names user {} {:?}",
+                    current.user_id, user.arn
                 ),
             ));
         }
-        if user.user_name() != Some(current.username.as_str()) {
+        if user.name.as_deref() != Some(current.username.as_str()) {
             return Err(Error::value(
                 AWSCURRENT,
                 format!(
-                    "field `username` is {:?} but ElastiCache user {} is named {:?}",
+                    "field `username` is {:?} but {} is named {:?}",
                     current.username,
-                    current.user_id,
-                    user.user_name().unwrap_or_default()
+                    current.named(),
+                    user.name.unwrap_or_default()
                 ),
             ));
         }
-        let auth = user.authentication();
-        let kind = auth.and_then(|a| a.r#type()).map(|t| t.as_str().to_owned());
-        if kind.as_deref() != Some("password") {
+        if user.authentication.as_deref() != Some("password") {
             return Err(Error::target(format!(
-                "ElastiCache user {} authenticates by {}, not by password",
-                current.user_id,
-                kind.unwrap_or_else(|| "nothing".into())
+                "{} authenticates by {}, not by password",
+                current.named(),
+                user.authentication.as_deref().unwrap_or("nothing")
             )));
         }
-        Ok(User {
-            status: user.status().unwrap_or_default().to_owned(),
-            passwords: auth.and_then(|a| a.password_count()).unwrap_or_default(),
-        })
+        Ok(user)
+    }
+
+    /// `DescribeUsers` of the one user.
+    async fn describe(&self, user: &EcSecret) -> Result<User, Error> {
+        let id = Some(user.user_id.as_str());
+        let found = match user.service {
+            Service::ElastiCache => {
+                let out = self
+                    .client
+                    .describe_users()
+                    .user_id(&user.user_id)
+                    .send()
+                    .await;
+                shared::fault::after_call("ElastiCache DescribeUsers");
+                let out = out.map_err(|e| sdk_error(user, "DescribeUsers", e))?;
+                out.users()
+                    .iter()
+                    .find(|u| u.user_id() == id)
+                    .map(|u| User {
+                        arn: u.arn().map(str::to_owned),
+                        name: u.user_name().map(str::to_owned),
+                        status: u.status().unwrap_or_default().to_owned(),
+                        authentication: u
+                            .authentication()
+                            .and_then(|a| a.r#type())
+                            .map(|t| t.as_str().to_owned()),
+                        passwords: u
+                            .authentication()
+                            .and_then(|a| a.password_count())
+                            .unwrap_or_default(),
+                    })
+            }
+            Service::MemoryDb => {
+                let out = self
+                    .memorydb
+                    .describe_users()
+                    .user_name(&user.user_id)
+                    .send()
+                    .await;
+                shared::fault::after_call("MemoryDB DescribeUsers");
+                let out = out.map_err(|e| sdk_error(user, "DescribeUsers", e))?;
+                out.users().iter().find(|u| u.name() == id).map(|u| User {
+                    arn: u.arn().map(str::to_owned),
+                    name: u.name().map(str::to_owned),
+                    status: u.status().unwrap_or_default().to_owned(),
+                    authentication: u
+                        .authentication()
+                        .and_then(|a| a.r#type())
+                        .map(|t| t.as_str().to_owned()),
+                    passwords: u
+                        .authentication()
+                        .and_then(|a| a.password_count())
+                        .unwrap_or_default(),
+                })
+            }
+        };
+        found.ok_or_else(|| Error::target(format!("{} does not exist", user.named())))
+    }
+
+    /// Sets exactly `passwords` (`ModifyUser`, `UpdateUser`); `Ok(false)` when the service refused
+    /// because the user is not `active` (another change is under way).
+    async fn set_passwords(
+        &self,
+        user: &EcSecret,
+        passwords: &[&SecretString],
+    ) -> Result<bool, Error> {
+        match user.service {
+            Service::ElastiCache => {
+                let mut call = self.client.modify_user().user_id(&user.user_id);
+                for p in passwords {
+                    call = call.passwords(p.expose());
+                }
+                let result = call.send().await;
+                shared::fault::after_call("ElastiCache ModifyUser");
+                match result {
+                    Ok(_) => Ok(true),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|e| e.is_invalid_user_state_fault()) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(e) => Err(sdk_error(user, "ModifyUser", e)),
+                }
+            }
+            Service::MemoryDb => {
+                use aws_sdk_memorydb::types::{AuthenticationMode, InputAuthenticationType};
+                let mut mode =
+                    AuthenticationMode::builder().r#type(InputAuthenticationType::Password);
+                for p in passwords {
+                    mode = mode.passwords(p.expose());
+                }
+                let result = self
+                    .memorydb
+                    .update_user()
+                    .user_name(&user.user_id)
+                    .authentication_mode(mode.build())
+                    .send()
+                    .await;
+                shared::fault::after_call("MemoryDB UpdateUser");
+                match result {
+                    Ok(_) => Ok(true),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|e| e.is_invalid_user_state_fault()) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(e) => Err(sdk_error(user, "UpdateUser", e)),
+                }
+            }
+        }
     }
 
     /// Sets exactly `passwords` (idempotent), waiting out `modifying` before and after.
@@ -307,20 +461,17 @@ impl ElastiCache {
         let until = shared::retry::budget(v.deadline());
         loop {
             self.wait_active(v, user).await?;
-            let mut call = self.client.modify_user().user_id(&user.user_id);
-            for p in passwords {
-                call = call.passwords(p.expose());
+            if self.set_passwords(user, passwords).await? {
+                break;
             }
-            let result = call.send().await;
-            shared::fault::after_call("ElastiCache ModifyUser");
-            match result {
-                Ok(_) => break,
-                // Another change began between our look and ours: wait for it, then ours.
-                Err(e) if e.code() == Some("InvalidUserState") && Instant::now() < until => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(sdk_error("ModifyUser", &user.user_id, e)),
+            // Another change began between our look and ours: wait for it, then ours.
+            if Instant::now() >= until {
+                return Err(Error::target(format!(
+                    "{} refused the change as not active until the end of the step's time budget",
+                    user.named()
+                )));
             }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         self.wait_active(v, user).await
     }
@@ -335,8 +486,8 @@ impl ElastiCache {
             }
             if Instant::now() + Duration::from_millis(500) > until {
                 return Err(Error::target(format!(
-                    "ElastiCache user {} is still {status} at the end of the step's time budget",
-                    user.user_id
+                    "{} is still {status} at the end of the step's time budget",
+                    user.named()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -344,17 +495,20 @@ impl ElastiCache {
     }
 }
 
+/// The service's error code and message (never a request, which holds the passwords).
 fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    user: &EcSecret,
     call: &str,
-    user: &str,
-    e: aws_sdk_elasticache::error::SdkError<E>,
+    e: SdkError<E>,
 ) -> Error {
     let detail = match e.code() {
         Some(code) => format!("{code}: {}", e.message().unwrap_or_default()),
         None => aws_sdk_elasticache::error::DisplayErrorContext(&e).to_string(),
     };
     Error::target(format!(
-        "ElastiCache {call} of user {user} failed: {detail}"
+        "{} {call} of user {} failed: {detail}",
+        user.service.name(),
+        user.user_id
     ))
 }
 
@@ -363,15 +517,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_user_id_comes_from_the_arn() {
+    fn the_service_and_user_id_come_from_the_arn() {
         assert_eq!(
-            user_id("arn:aws:elasticache:us-east-1:123456789012:user:app-1").as_deref(),
-            Some("app-1")
+            user_id("arn:aws:elasticache:us-east-1:123456789012:user:app-1"),
+            Some((Service::ElastiCache, "app-1".to_owned()))
+        );
+        assert_eq!(
+            user_id("arn:aws-cn:memorydb:cn-north-1:123456789012:user/app-1"),
+            Some((Service::MemoryDb, "app-1".to_owned()))
         );
         for bad in [
             "arn:aws:elasticache:us-east-1:123456789012:usergroup:g",
             "arn:aws:iam::123456789012:user/app",
             "arn:aws:elasticache:us-east-1:123456789012:user:",
+            "arn:aws:elasticache:us-east-1:123456789012:user/app",
+            "arn:aws:memorydb:us-east-1:123456789012:user:app",
+            "arn:aws:memorydb:us-east-1:123456789012:acl/app",
+            "arn:aws:memorydb:us-east-1:123456789012:user/",
+            "arn:aws:memorydb:us-east-1:123456789012:user/a/b",
         ] {
             assert_eq!(user_id(bad), None, "{bad}");
         }

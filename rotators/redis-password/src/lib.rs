@@ -30,7 +30,9 @@ pub const ADMIN_SECRET_ARNS: &str = "REDIS_ADMIN_SECRET_ARNS";
 pub const ENV: &[&str] = &[
     ADMIN_SECRET_ARNS,
     elasticache::USER_ARNS,
+    elasticache::MEMORYDB_USER_ARNS,
     "AWS_ENDPOINT_URL_ELASTICACHE",
+    "AWS_ENDPOINT_URL_MEMORYDB",
     conn::CA_BUNDLE_FILE,
     conn::CA_BUNDLE_PEM,
     conn::TIMEOUT_SECONDS,
@@ -55,7 +57,7 @@ pub struct RedisPassword {
     pub settings: Settings,
     /// `REDIS_ADMIN_SECRET_ARNS`.
     pub admins: AllowList,
-    /// Secrets with a `user_arn` (AWS's ElastiCache template) go here.
+    /// Secrets with a `user_arn` (AWS's ElastiCache template; ElastiCache and MemoryDB users).
     pub elasticache: ElastiCache,
 }
 
@@ -192,7 +194,7 @@ impl Target for RedisPassword {
             }
             let user = self.elasticache.check(v).await;
             let message = user.as_ref().cloned().unwrap_or_default();
-            return vec![Check::of("ElastiCache user", message, user)];
+            return vec![Check::of("ElastiCache or MemoryDB user", message, user)];
         }
         let current = match shared::preflight::current_as(v, RedisSecret::parse).await {
             Ok(c) => c,

@@ -1,5 +1,5 @@
 use redis_password::conn::Settings;
-use redis_password::elasticache::{self, ElastiCache};
+use redis_password::elasticache::{ElastiCache, MEMORYDB_USER_ARNS, USER_ARNS};
 use redis_password::{ADMIN_SECRET_ARNS, ROTATOR, RedisPassword, default_policy};
 use shared::allow_list::AllowList;
 use shared::password::PasswordPolicy;
@@ -10,14 +10,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = PasswordPolicy::from_env_with(default_policy()).and_then(|policy| {
         let settings = Settings::from_env()?;
         let admins = AllowList::from_env(ADMIN_SECRET_ARNS)?;
-        Ok((
-            policy,
-            settings,
-            admins,
-            AllowList::from_env(elasticache::USER_ARNS)?,
-        ))
+        let users = (
+            AllowList::from_env(USER_ARNS)?,
+            AllowList::from_env(MEMORYDB_USER_ARNS)?,
+        );
+        Ok((policy, settings, admins, users))
     });
-    let (policy, settings, admins, users) =
+    let (policy, settings, admins, (users, memorydb_users)) =
         config.inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = shared::config::load().await;
     let target = RedisPassword {
@@ -26,7 +25,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         admins,
         elasticache: ElastiCache {
             client: aws_sdk_elasticache::Client::new(&sdk),
+            memorydb: aws_sdk_memorydb::Client::new(&sdk),
             users,
+            memorydb_users,
         },
     };
     shared::lambda::serve(ROTATOR, &sdk, target).await
