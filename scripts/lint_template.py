@@ -66,6 +66,7 @@ CASES = {
         "RedisCaBundlePem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         "RedisSubnetIds": ["subnet-0123456789abcdef0"],
         "ElastiCacheUserArns": ["arn:aws:elasticache:us-east-1:123456789012:user:app-*"],
+        "MemoryDbUserArns": ["arn:aws:memorydb:us-east-1:123456789012:user/app-*"],
         "RedisSecurityGroupIds": ["sg-0123456789abcdef0"],
         "RetirePrevious": "finish",
         "OldKeyAction": "delete",

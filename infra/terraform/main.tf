@@ -80,6 +80,8 @@ locals {
         length(var.redis_admin_secret_arns) == 0 ? {} : { REDIS_ADMIN_SECRET_ARNS = join(",", var.redis_admin_secret_arns) },
         # The ElastiCache users a secret's `user_arn` may name: the same ARNs the role may change.
         length(var.elasticache_user_arns) == 0 ? {} : { ELASTICACHE_USER_ARNS = join(",", var.elasticache_user_arns) },
+        # The same for MemoryDB users.
+        length(var.memorydb_user_arns) == 0 ? {} : { MEMORYDB_USER_ARNS = join(",", var.memorydb_user_arns) },
       )
       statements = concat(
         length(var.redis_admin_secret_arns) == 0 ? [] : [{
@@ -93,6 +95,12 @@ locals {
           Effect   = "Allow"
           Action   = ["elasticache:ModifyUser", "elasticache:DescribeUsers"]
           Resource = var.elasticache_user_arns
+        }],
+        length(var.memorydb_user_arns) == 0 ? [] : [{
+          Sid      = "ChangeNamedMemoryDbUsers"
+          Effect   = "Allow"
+          Action   = ["memorydb:UpdateUser", "memorydb:DescribeUsers"]
+          Resource = var.memorydb_user_arns
         }],
       )
     }

@@ -88,6 +88,16 @@ variable "elasticache_user_arns" {
   }
 }
 
+variable "memorydb_user_arns" {
+  description = "MemoryDB users (ARNs, wildcards allowed) whose passwords the Redis rotator may change (memorydb:UpdateUser and DescribeUsers on these only). Empty allows none."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for a in var.memorydb_user_arns : can(regex("^arn:[a-z-]+:memorydb:[^:]*:[^:]*:user/", a))])
+    error_message = "memorydb_user_arns takes MemoryDB user ARNs (...:memorydb:REGION:ACCOUNT:user/NAME)."
+  }
+}
+
 variable "redis_subnet_ids" {
   description = "Subnets for the Redis rotator (the servers' VPC). Empty runs it outside any VPC."
   type        = list(string)

@@ -1284,3 +1284,94 @@ fn the_previous_credentials_minimum_age_is_a_setting_of_both_templates() {
     }
     assert_eq!(given, want, "Terraform rotators given {VAR}");
 }
+
+/// The Redis rotator changes only the ElastiCache and MemoryDB users its lists name (#21): each
+/// service's rights come with its own list and name those ARNs only, the same list fills the
+/// function's allow-list, and no other statement grants either service anything.
+#[test]
+fn the_redis_role_changes_only_the_listed_elasticache_and_memorydb_users() {
+    use serde_json::json;
+    let t = translated("everything");
+    let function = &t["Resources"]["RedisPasswordFunction"];
+    let role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        .as_str()
+        .unwrap();
+    let statements: Vec<&serde_json::Value> = t["Resources"][role]["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .collect();
+    let env = &function["Properties"]["Environment"]["Variables"];
+    for (sid, condition, list, var, actions) in [
+        (
+            "ChangeNamedElastiCacheUsers",
+            "HasElastiCacheUsers",
+            "ElastiCacheUserArns",
+            "ELASTICACHE_USER_ARNS",
+            ["elasticache:ModifyUser", "elasticache:DescribeUsers"],
+        ),
+        (
+            "ChangeNamedMemoryDbUsers",
+            "HasMemoryDbUsers",
+            "MemoryDbUserArns",
+            "MEMORYDB_USER_ARNS",
+            ["memorydb:UpdateUser", "memorydb:DescribeUsers"],
+        ),
+    ] {
+        let found: Vec<_> = statements
+            .iter()
+            .filter(|s| s["Fn::If"][1]["Sid"] == sid)
+            .collect();
+        assert_eq!(found.len(), 1, "{sid}");
+        let s = &found[0]["Fn::If"];
+        assert_eq!(s[0], condition, "{sid}");
+        assert_eq!(s[1]["Action"], json!(actions), "{sid}");
+        assert_eq!(s[1]["Resource"], json!({"Ref": list}), "{sid}");
+        assert_eq!(
+            t["Conditions"][condition],
+            json!({"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": list}]}, ""]}]}),
+            "{condition}"
+        );
+        assert_eq!(
+            env[var]["Fn::If"],
+            json!([condition, {"Fn::Join": [",", {"Ref": list}]}, {"Ref": "AWS::NoValue"}]),
+            "{var}"
+        );
+    }
+    let unconditional = role_statements(&t, "RedisPasswordFunction");
+    for (action, user) in [
+        (
+            "memorydb:UpdateUser",
+            "arn:aws:memorydb:us-east-1:123456789012:user/app-1",
+        ),
+        (
+            "elasticache:ModifyUser",
+            "arn:aws:elasticache:us-east-1:123456789012:user:app-1",
+        ),
+    ] {
+        assert!(!allowed(&unconditional, action, user, &[]), "{action}");
+    }
+
+    let main = read("infra/terraform/main.tf");
+    for text in [
+        r#"{ ELASTICACHE_USER_ARNS = join(",", var.elasticache_user_arns) }"#,
+        r#"Action   = ["elasticache:ModifyUser", "elasticache:DescribeUsers"]"#,
+        "Resource = var.elasticache_user_arns",
+        r#"{ MEMORYDB_USER_ARNS = join(",", var.memorydb_user_arns) }"#,
+        r#"Action   = ["memorydb:UpdateUser", "memorydb:DescribeUsers"]"#,
+        "Resource = var.memorydb_user_arns",
+    ] {
+        assert!(main.contains(text), "main.tf lacks {text}");
+    }
+    let tf = terraform();
+    let variable = tf_block(&tf, "variable \"memorydb_user_arns\" {");
+    assert!(
+        variable.contains(":memorydb:[^:]*:[^:]*:user/"),
+        "{variable}"
+    );
+    assert!(
+        !main.contains("\"memorydb:*\"") && !main.contains("\"elasticache:*\""),
+        "no wildcard action"
+    );
+}
