@@ -160,8 +160,10 @@ mod tests {
         };
         let tags = |user_arn, endpoint| Tags { user_arn, endpoint };
         let pinned = Some("c.example:6379");
-        // (claim, tags, keep unproven current, the endpoint or the error's words)
-        let cases: &[(Claim, Tags, bool, Result<Option<Endpoint>, &[&str]>)] = &[
+        // The endpoint, or the words of the error.
+        type Want = Result<Option<Endpoint>, &'static [&'static str]>;
+        // (claim, tags, keep unproven current, what comes out)
+        let cases: &[(Claim, Tags, bool, Want)] = &[
             (
                 claim(B, None),
                 tags(Some(B), pinned),
