@@ -1549,3 +1549,35 @@ async fn a_stalled_rds_ends_the_step_naming_the_call() {
         .await
         .expect("nothing changed");
 }
+
+/// #23.2 for a single user and dual passwords: the configuration test's probe (a copy of
+/// `AWSCURRENT`) passes testSecret, and the password does not change.
+#[tokio::test]
+async fn a_configuration_test_probe_of_one_user_passes_and_changes_nothing() {
+    for (kind, dual) in [(Kind::Postgres, false), (Kind::MariaDb, true)] {
+        let user = unique_user("probe1");
+        kind.create_user(&user, "App-pw-1").await;
+        let rig = Rig::new(&[]).await;
+        let mut value = kind.secret(&user, "App-pw-1");
+        if dual {
+            let (su, sp) = kind.superuser();
+            value["masterarn"] = json!(rig.secret("db-master", &kind.secret(&su, &sp)).await);
+            value["dual_password"] = json!(true);
+        }
+        let arn = rig.secret("db-probe-one", &value).await;
+        let mut rig = rig;
+        let probe = stack::begin_probe(&rig.client, &arn, &stack::function_arn(BINARY)).await;
+        driver::step(
+            &mut rig.function,
+            Step::Test,
+            &arn,
+            &probe,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", kind.engine()));
+        kind.login(&user, "App-pw-1").await.unwrap();
+        let labels = rig.store.describe(&arn).await.unwrap().labels;
+        assert!(labels.has(&probe, AWSPENDING), "{labels:?}");
+    }
+}
