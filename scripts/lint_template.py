@@ -50,6 +50,13 @@ CASES = {
         "ExampleGitHubAppId": "123456",
         "ExampleGitHubInstallationId": "7890123",
     },
+    # Token secrets declared without the example: the schedule refreshes those alone.
+    "github-declared": {
+        "GitHubTokenSecretArns": [
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-AbCdEf",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:deploy-token-GhIjKl",
+        ],
+    },
     "everything": {
         **VPC,
         "DbMasterSecretArn": [
@@ -76,6 +83,7 @@ CASES = {
         ],
         "ExampleGitHubAppId": "123456",
         "ExampleGitHubInstallationId": "7890123",
+        "GitHubTokenSecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-AbCdEf"],
         "KmsKeyArns": ["arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"],
         "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:rotation-alarms",
         "CreateExampleSecrets": "true",

@@ -89,14 +89,19 @@ resource "aws_secretsmanager_secret_rotation" "example" {
 # Installation tokens live one hour; Secrets Manager's own schedule runs at most every 4 hours, so
 # EventBridge Scheduler invokes the function's refresh for every token secret (the example's and
 # github_token_secret_arns). Not RotateSecret: a rotation left unfinished by one failure makes
-# Secrets Manager refuse every later one, while a refresh drops it (README).
+# Secrets Manager refuse every later one, while a refresh drops it (README). One schedule for them
+# all, as in the SAM template: one invocation refreshes each secret in its own share of the time,
+# each failure on its own, and a Lambda retry of the event leaves alone the secrets refreshed
+# since its ScheduledTime.
 locals {
-  # None without the GitHub rotator: the schedules invoke its function.
-  github_token_secrets = merge(
-    contains(keys(local.examples), "github-token") ? { example = aws_secretsmanager_secret.example["github-token"].arn } : {},
-    { for i, arn in (local.deploys["github-token"] ? var.github_token_secret_arns : []) : "declared-${i}" => arn },
+  # None without the GitHub rotator: the schedule invokes its function. The function's
+  # GITHUB_TOKEN_SECRET_ARNS is the same list (main.tf), so its pre-flight fails a token secret
+  # that nothing refreshes.
+  github_token_secret_arns = concat(
+    contains(keys(local.examples), "github-token") ? [aws_secretsmanager_secret.example["github-token"].arn] : [],
+    local.deploys["github-token"] ? var.github_token_secret_arns : [],
   )
-  github_refresh = length(local.github_token_secrets) > 0
+  github_refresh = length(local.github_token_secret_arns) > 0
 }
 
 resource "aws_iam_role" "github_scheduler" {
@@ -124,9 +129,9 @@ resource "aws_iam_role" "github_scheduler" {
 }
 
 resource "aws_scheduler_schedule" "github_token" {
-  #checkov:skip=CKV_AWS_297:The schedule's input is the secret's id only, nothing confidential; a customer key would add a key policy for no gain.
-  for_each            = local.github_token_secrets
-  name                = "${var.name_prefix}-github-token-${each.key}"
+  #checkov:skip=CKV_AWS_297:The schedule's input is the secrets' ids only, nothing confidential; a customer key would add a key policy for no gain.
+  count               = local.github_refresh ? 1 : 0
+  name                = "${var.name_prefix}-github-token-refresh"
   schedule_expression = "rate(${var.github_token_rotation_minutes} minutes)"
   flexible_time_window {
     mode = "OFF"
@@ -134,7 +139,7 @@ resource "aws_scheduler_schedule" "github_token" {
   target {
     arn      = aws_lambda_function.rotator["github-token"].arn
     role_arn = aws_iam_role.github_scheduler[0].arn
-    input    = jsonencode({ Step = "refresh", SecretId = each.value })
+    input    = jsonencode({ Step = "refresh", SecretIds = local.github_token_secret_arns, ScheduledTime = "<aws.scheduler.scheduled-time>" })
   }
 }
 

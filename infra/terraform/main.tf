@@ -250,7 +250,13 @@ resource "aws_lambda_function" "rotator" {
   layers = each.key == "db-password" && var.db_ca_bundle_layer_arn != "" ? [var.db_ca_bundle_layer_arn] : []
 
   environment {
-    variables = merge({ LOG_LEVEL = "info", METRICS_NAMESPACE = "SecretsRotation", RETIRE_PREVIOUS = var.retire_previous }, each.value.env)
+    variables = merge(
+      { LOG_LEVEL = "info", METRICS_NAMESPACE = "SecretsRotation", RETIRE_PREVIOUS = var.retire_previous },
+      each.value.env,
+      # The token secrets the refresh schedule names (examples.tf); here, not in local.all_rotators,
+      # because the example secret's description reads that local.
+      each.key == "github-token" && local.github_refresh ? { GITHUB_TOKEN_SECRET_ARNS = join(",", local.github_token_secret_arns) } : {},
+    )
   }
 
   dynamic "vpc_config" {

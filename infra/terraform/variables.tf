@@ -294,12 +294,12 @@ variable "github_app_key_secret_arns" {
 
 
 variable "github_token_secret_arns" {
-  description = "Installation-token secrets (kind app-installation-token, tagged as the README says) the GitHub rotator refreshes on a schedule of their own, besides the example's. Every token secret needs one: Secrets Manager rotates at most every 4 hours, tokens live 60 minutes."
+  description = "Full ARNs of the installation-token secrets (kind app-installation-token, tagged as the README says, rotation enabled with this function) the GitHub rotator refreshes, besides the example's: one schedule refreshes them all, and the function's pre-flight fails a token secret missing here. Every token secret needs it: Secrets Manager rotates at most every 4 hours, tokens live 60 minutes."
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for a in var.github_token_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:", a))])
-    error_message = "github_token_secret_arns takes Secrets Manager secret ARNs."
+    condition     = alltrue([for a in var.github_token_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:[^*,]+$", a))])
+    error_message = "github_token_secret_arns takes Secrets Manager secret ARNs, without wildcards or commas."
   }
 }
 

@@ -74,12 +74,63 @@ pub fn is_preflight(payload: &Value) -> bool {
     payload.get("Step").and_then(Value::as_str) == Some("preflight")
 }
 
-/// `{"Step": "refresh", "SecretId": "..."}`: a scheduled refresh (`refresh::run`).
+/// `{"Step": "refresh", "SecretIds": [...]}` or `{"Step": "refresh", "SecretId": "..."}`: a
+/// scheduled refresh (`refresh::run`).
 pub fn is_refresh(payload: &Value) -> bool {
     payload.get("Step").and_then(Value::as_str) == Some("refresh")
 }
 
-/// Runs a refresh, logged and measured as the step `refresh` (`StepSucceeded`/`StepFailed`).
+/// The secrets a refresh event names (`SecretIds`, or one `SecretId`; duplicates once each) and
+/// its `ScheduledTime` (EventBridge Scheduler's `<aws.scheduler.scheduled-time>`), if given.
+fn refresh_event(payload: &Value) -> Result<(Vec<&str>, Option<SystemTime>), String> {
+    fn valid(v: &Value) -> Option<&str> {
+        match v {
+            Value::String(s) if !s.trim().is_empty() && !s.chars().any(char::is_control) => Some(s),
+            _ => None,
+        }
+    }
+    let mut secrets: Vec<&str> = Vec::new();
+    match (payload.get("SecretId"), payload.get("SecretIds")) {
+        (Some(one), None) => secrets.extend(valid(one)),
+        (None, Some(Value::Array(many))) if !many.is_empty() => {
+            for v in many {
+                let s = valid(v).ok_or(
+                    "invalid refresh event: field `SecretIds` must hold non-empty strings only",
+                )?;
+                if !secrets.contains(&s) {
+                    secrets.push(s);
+                }
+            }
+        }
+        _ => {}
+    }
+    if secrets.is_empty() {
+        return Err("invalid refresh event: give `SecretId`, a non-empty string, or `SecretIds`, a non-empty list of them (not both)".into());
+    }
+    let scheduled = match payload.get("ScheduledTime") {
+        None => None,
+        Some(v) => {
+            let parsed = v.as_str().and_then(|t| {
+                aws_sdk_secretsmanager::primitives::DateTime::from_str(
+                    t,
+                    aws_sdk_secretsmanager::primitives::DateTimeFormat::DateTime,
+                )
+                .ok()
+                .and_then(|t| SystemTime::try_from(t).ok())
+            });
+            Some(parsed.ok_or(
+                "invalid refresh event: field `ScheduledTime` must be a time such as 2026-11-30T12:00:00Z",
+            )?)
+        }
+    };
+    Ok((secrets, scheduled))
+}
+
+/// Runs a refresh of every secret the event names, one after the other. Each secret gets its
+/// share of what is left of the invocation's time (a slow one ends at its share, and what a fast
+/// one leaves goes to the rest), and one secret's failure never stops the others: each is logged
+/// and measured on its own as the step `refresh` (`refresh finished`/`refresh failed`,
+/// `StepSucceeded`/`StepFailed`), and the error names every secret that failed.
 pub async fn refresh(
     store: &dyn SecretStore,
     target: &dyn Target,
@@ -88,23 +139,56 @@ pub async fn refresh(
     deadline: Option<SystemTime>,
     retire: Retire,
 ) -> Result<Outcome, String> {
-    let started = Instant::now();
     crate::telemetry::set_rotator(rotator);
-    let secret = match payload.get("SecretId") {
-        Some(Value::String(s)) if !s.trim().is_empty() && !s.chars().any(char::is_control) => s,
-        _ => {
-            return Err(
-                "invalid refresh event: field `SecretId` must be a non-empty string".into(),
-            );
+    let (secrets, scheduled) = refresh_event(payload)?;
+    let mut failed = Vec::new();
+    for (i, secret) in secrets.iter().enumerate() {
+        let share = deadline.map(|d| share_of(d, secrets.len() - i));
+        if let Err(e) = refresh_one(store, target, rotator, secret, share, retire, scheduled).await
+        {
+            failed.push(e);
         }
-    };
+    }
+    match failed.len() {
+        0 => Ok(Outcome::Done),
+        _ if secrets.len() == 1 => Err(failed.remove(0)),
+        n => Err(format!(
+            "the refresh failed for {n} of {} secrets: {}",
+            secrets.len(),
+            failed.join("; ")
+        )),
+    }
+}
+
+/// The deadline of the next of `remaining` secrets: an equal part of the time left before the
+/// step budget's margin (`retry::budget`), plus that margin, so the last one ends at `deadline`.
+fn share_of(deadline: SystemTime, remaining: usize) -> SystemTime {
+    const MARGIN: Duration = Duration::from_secs(3);
+    let now = SystemTime::now();
+    let left = deadline
+        .duration_since(now)
+        .unwrap_or_default()
+        .saturating_sub(MARGIN);
+    now + left / remaining.max(1) as u32 + MARGIN
+}
+
+async fn refresh_one(
+    store: &dyn SecretStore,
+    target: &dyn Target,
+    rotator: &str,
+    secret: &str,
+    deadline: Option<SystemTime>,
+    retire: Retire,
+    scheduled: Option<SystemTime>,
+) -> Result<Outcome, String> {
+    let started = Instant::now();
     let span = tracing::info_span!("refresh", rotator, secret_id = %secret);
     async {
-        let result = crate::refresh::run(store, target, secret, deadline, retire).await;
+        let result = crate::refresh::run(store, target, secret, deadline, retire, scheduled).await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
-            Ok(_) => {
-                tracing::info!(duration_ms = ms, "refresh finished");
+            Ok(outcome) => {
+                tracing::info!(outcome = outcome.as_str(), duration_ms = ms, "refresh finished");
                 report(rotator, "refresh", secret, "", started, None);
             }
             Err(e) => {
@@ -246,4 +330,65 @@ fn report(
         failure,
     }
     .emit();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_refresh_event_names_one_secret_or_several() {
+        let ids = |v: Value| refresh_event(&v).map(|(s, _)| s.join(" "));
+        assert_eq!(
+            ids(json!({"Step": "refresh", "SecretId": "a"})).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            ids(json!({"Step": "refresh", "SecretIds": ["a", "b", "a"]})).unwrap(),
+            "a b"
+        );
+        for bad in [
+            json!({"Step": "refresh"}),
+            json!({"Step": "refresh", "SecretIds": []}),
+            json!({"Step": "refresh", "SecretIds": ["a", ""]}),
+            json!({"Step": "refresh", "SecretIds": "a"}),
+            json!({"Step": "refresh", "SecretId": "a", "SecretIds": ["b"]}),
+            json!({"Step": "refresh", "SecretIds": ["a"], "ScheduledTime": "<aws.scheduler.scheduled-time>"}),
+        ] {
+            assert!(
+                ids(bad.clone())
+                    .unwrap_err()
+                    .contains("invalid refresh event"),
+                "{bad}"
+            );
+        }
+        let (_, at) = refresh_event(
+            &json!({"Step": "refresh", "SecretIds": ["a"], "ScheduledTime": "2026-11-30T12:00:00Z"}),
+        )
+        .unwrap();
+        assert_eq!(
+            at.unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            1_796_040_000
+        );
+    }
+
+    #[test]
+    fn each_secret_gets_its_share_of_the_time_left() {
+        let deadline = SystemTime::now() + Duration::from_secs(63);
+        let first = share_of(deadline, 3)
+            .duration_since(SystemTime::now())
+            .unwrap();
+        // 60 s usable: 20 s each, plus the 3 s margin every step keeps.
+        assert!(
+            first <= Duration::from_secs(23) && first > Duration::from_secs(22),
+            "{first:?}"
+        );
+        let last = share_of(deadline, 1);
+        assert!(
+            last <= deadline && deadline.duration_since(last).unwrap() < Duration::from_secs(1)
+        );
+        // No time left: the deadline is now plus the margin, never before now.
+        assert!(share_of(SystemTime::now(), 2) > SystemTime::now());
+    }
 }

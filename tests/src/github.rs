@@ -72,6 +72,8 @@ pub struct State {
     pub rate_limit: Option<RateLimit>,
     /// GitHub is down: every request gets 503.
     pub outage: bool,
+    /// Installations whose token requests get 503 (an outage for some installations only).
+    pub outage_for: std::collections::BTreeSet<u64>,
     /// How far the stand-in's clock for installation tokens runs ahead of the real one, to let
     /// tokens expire without waiting an hour.
     pub clock_ahead: Duration,
@@ -473,6 +475,9 @@ fn route(
             else {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             };
+            if st.outage_for.contains(&inst_id) {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+            }
             let inst = &st.installations[&inst_id];
             if inst.suspended {
                 return error(

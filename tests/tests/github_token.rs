@@ -1452,3 +1452,110 @@ async fn a_stalled_github_ends_the_step_naming_the_call() {
     assert!(started.elapsed() < deadline - Duration::from_secs(2));
     f.stop().await;
 }
+
+/// #20 point 3: the templates' one schedule refreshes every token secret in one invocation
+/// (`SecretIds`). One secret failing (GitHub answering 503 for its installation only) stops none
+/// of the others: they get fresh tokens, the failure is logged and measured for that secret
+/// alone, and the invocation's error names it, so Lambda retries the event. The retry carries
+/// the same `ScheduledTime` and refreshes only the secret that failed.
+#[tokio::test]
+async fn one_refresh_event_refreshes_every_secret_and_one_failure_stops_none() {
+    use e2e::runtime_api::Reply;
+    let mut rig = Rig::new(&[]).await;
+    let healthy = [
+        rig.secret(rig.token_secret(FULL)).await,
+        rig.secret(rig.token_secret(FULL)).await,
+    ];
+    let failing = rig.secret(rig.token_secret(NARROW)).await;
+    for arn in healthy.iter().chain([&failing]) {
+        rig.rotate_ok(arn).await;
+    }
+    let token = |v: Value| v["token"].as_str().unwrap().to_owned();
+    let mut before = Vec::new();
+    for arn in healthy.iter().chain([&failing]) {
+        before.push(token(rig.value(arn, AWSCURRENT).await));
+    }
+    // The schedule's time, after every version so far (Secrets Manager's dates have seconds).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let scheduled = e2e::github::iso_now();
+    rig.gh.state.lock().unwrap().outage_for.insert(NARROW);
+    let event = json!({"Step": "refresh", "SecretIds": [healthy[0], failing, healthy[1]],
+                       "ScheduledTime": scheduled});
+    let minted = rig.minted();
+    let reply = rig
+        .function
+        .invoke(&event, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let Reply::Error(e) = reply else {
+        panic!("a refresh with a failed secret succeeded: {reply:?}")
+    };
+    assert!(
+        e.contains("1 of 3 secrets") && e.contains(&failing) && e.contains("HTTP 503"),
+        "{e}"
+    );
+    assert!(healthy.iter().all(|h| !e.contains(h.as_str())), "{e}");
+    assert_eq!(rig.minted(), minted + 2);
+    let mut after = Vec::new();
+    for arn in healthy.iter().chain([&failing]) {
+        after.push(token(rig.value(arn, AWSCURRENT).await));
+    }
+    assert_ne!(after[0], before[0]);
+    assert_ne!(after[1], before[1]);
+    assert_eq!(
+        after[2], before[2],
+        "the failed secret's AWSCURRENT changed"
+    );
+    {
+        let st = rig.gh.state.lock().unwrap();
+        assert!(st.token_is_live(&after[0]) && st.token_is_live(&after[1]));
+    }
+    // Per secret: a log line and a metric, the failure only for the secret that failed.
+    let lines: Vec<Value> = rig
+        .function
+        .output()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let logged = |message: &str, arn: &str| {
+        lines
+            .iter()
+            .any(|l| l["message"] == message && l["span"]["secret_id"] == arn)
+    };
+    assert!(logged("refresh failed", &failing));
+    assert!(
+        healthy
+            .iter()
+            .all(|h| logged("refresh finished", h) && !logged("refresh failed", h))
+    );
+    let metric = |arn: &str, field: &str| {
+        lines
+            .iter()
+            .filter(|l| l["Step"] == "refresh" && l["SecretId"] == arn)
+            .map(|l| l[field].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(metric(&failing, "StepFailed"), 1);
+    for h in &healthy {
+        assert_eq!(
+            (metric(h, "StepSucceeded"), metric(h, "StepFailed")),
+            (1, 0)
+        );
+    }
+
+    // Lambda's retry of the same event, GitHub back: only the failed secret is refreshed.
+    rig.gh.state.lock().unwrap().outage_for.clear();
+    let minted = rig.minted();
+    let reply = rig
+        .function
+        .invoke(&event, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(matches!(reply, Reply::Response(_)), "{reply:?}");
+    assert_eq!(rig.minted(), minted + 1);
+    assert_eq!(token(rig.value(&healthy[0], AWSCURRENT).await), after[0]);
+    assert_eq!(token(rig.value(&healthy[1], AWSCURRENT).await), after[1]);
+    let fixed = token(rig.value(&failing, AWSCURRENT).await);
+    assert_ne!(fixed, before[2]);
+    assert!(rig.gh.state.lock().unwrap().token_is_live(&fixed));
+}

@@ -1375,3 +1375,192 @@ fn the_redis_role_changes_only_the_listed_elasticache_and_memorydb_users() {
         "no wildcard action"
     );
 }
+
+/// A value of the translated template under `params` (strings; a list parameter comma-joined),
+/// with `Ref`s to resources as `ref:<id>`: `Ref`, `Fn::If`, `Fn::Join`, `Fn::Split`, the list
+/// form of `Fn::Sub`, and conditions. `None` is `AWS::NoValue`.
+fn evaluate(
+    t: &serde_json::Value,
+    params: &BTreeMap<&str, &str>,
+    v: &serde_json::Value,
+) -> Option<serde_json::Value> {
+    use serde_json::{Value as J, json};
+    let eval = |v: &J| evaluate(t, params, v);
+    let text = |v: &J| match eval(v) {
+        Some(J::String(s)) => s,
+        other => panic!("not a string: {other:?} from {v}"),
+    };
+    let list = |v: &J| match eval(v) {
+        Some(J::Array(items)) => items
+            .iter()
+            .filter_map(&eval)
+            .map(|i| i.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+        other => panic!("not a list: {other:?} from {v}"),
+    };
+    let J::Object(map) = v else {
+        return Some(v.clone());
+    };
+    let Some((key, arg)) = map.iter().next().filter(|_| map.len() == 1) else {
+        return Some(v.clone());
+    };
+    Some(match key.as_str() {
+        "Ref" => {
+            let name = arg.as_str().unwrap();
+            if name == "AWS::NoValue" {
+                return None;
+            }
+            match &t["Parameters"][name] {
+                J::Null => json!(format!("ref:{name}")),
+                p => {
+                    let value = params
+                        .get(name)
+                        .copied()
+                        .unwrap_or_else(|| p["Default"].as_str().unwrap_or_default());
+                    match p["Type"].as_str() {
+                        Some("CommaDelimitedList") => json!(value.split(',').collect::<Vec<_>>()),
+                        _ => json!(value),
+                    }
+                }
+            }
+        }
+        "Condition" => json!(condition(t, params, arg.as_str().unwrap())),
+        "Fn::Equals" => json!(eval(&arg[0]) == eval(&arg[1])),
+        "Fn::Not" => json!(!eval(&arg[0]).unwrap().as_bool().unwrap()),
+        "Fn::And" => json!(
+            arg.as_array()
+                .unwrap()
+                .iter()
+                .all(|c| eval(c) == Some(json!(true)))
+        ),
+        "Fn::Or" => json!(
+            arg.as_array()
+                .unwrap()
+                .iter()
+                .any(|c| eval(c) == Some(json!(true)))
+        ),
+        "Fn::If" => {
+            let branch = if condition(t, params, arg[0].as_str().unwrap()) {
+                1
+            } else {
+                2
+            };
+            return eval(&arg[branch]);
+        }
+        "Fn::Join" => json!(list(&arg[1]).join(arg[0].as_str().unwrap())),
+        "Fn::Split" => json!(
+            text(&arg[1])
+                .split(arg[0].as_str().unwrap())
+                .collect::<Vec<_>>()
+        ),
+        "Fn::Sub" if arg.is_array() => {
+            let mut s = arg[0].as_str().unwrap().to_owned();
+            for (name, value) in arg[1].as_object().unwrap() {
+                s = s.replace(&format!("${{{name}}}"), &text(value));
+            }
+            json!(s)
+        }
+        _ => v.clone(),
+    })
+}
+
+fn condition(t: &serde_json::Value, params: &BTreeMap<&str, &str>, name: &str) -> bool {
+    evaluate(t, params, &t["Conditions"][name]) == Some(serde_json::json!(true))
+}
+
+/// #20 point 3: every token secret a user declares is refreshed by the templates' schedule, not
+/// only the example, and the function's GITHUB_TOKEN_SECRET_ARNS (what the pre-flight reads) is
+/// the very same list. SAM: the parameter and the example in every combination, evaluated on the
+/// translated template. Terraform: the variable and the example feed one local that both the
+/// schedule's input and the variable's environment take.
+#[test]
+fn every_declared_token_secret_is_refreshed_and_named_to_the_function() {
+    let t = translated("everything");
+    let resources = &t["Resources"];
+    let schedule = &resources["GitHubTokenSchedule"];
+    let function = &resources["GitHubTokenFunction"];
+    let role = &resources[schedule["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0]
+        .as_str()
+        .expect("the schedule's role is the template's")];
+    let (a, b) = (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-AbCdEf",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:deploy-token-GhIjKl",
+    );
+    let both = format!("{a},{b}");
+    for example in [false, true] {
+        for declared in ["", a, both.as_str()] {
+            let mut params: BTreeMap<&str, &str> = BTreeMap::new();
+            params.insert("GitHubTokenSecretArns", declared);
+            if example {
+                params.extend([
+                    ("CreateExampleSecrets", "true"),
+                    (
+                        "GitHubAppKeySecretArn",
+                        "arn:aws:secretsmanager:us-east-1:123456789012:secret:gh-app-*",
+                    ),
+                    ("ExampleGitHubAppId", "123456"),
+                    ("ExampleGitHubInstallationId", "7890123"),
+                ]);
+            }
+            let mut want: Vec<&str> = declared.split(',').filter(|s| !s.is_empty()).collect();
+            if example {
+                want.insert(0, "ref:ExampleGitHubTokenSecret");
+            }
+            let case = format!("example {example}, GitHubTokenSecretArns `{declared}`");
+            let scheduled = condition(&t, &params, schedule["Condition"].as_str().unwrap());
+            let env = evaluate(
+                &t,
+                &params,
+                &function["Properties"]["Environment"]["Variables"]["GITHUB_TOKEN_SECRET_ARNS"],
+            );
+            if want.is_empty() {
+                assert!(!scheduled && env.is_none(), "{case}: {env:?}");
+                continue;
+            }
+            assert!(scheduled, "{case}: no schedule");
+            assert!(
+                condition(&t, &params, role["Condition"].as_str().unwrap()),
+                "{case}: no scheduler role"
+            );
+            let input = evaluate(&t, &params, &schedule["Properties"]["Target"]["Input"]).unwrap();
+            let input: serde_json::Value = serde_json::from_str(input.as_str().unwrap())
+                .unwrap_or_else(|e| panic!("{case}: the input is not JSON: {e}: {input}"));
+            assert_eq!(input["Step"], "refresh", "{case}");
+            assert_eq!(input["SecretIds"], serde_json::json!(want), "{case}");
+            assert_eq!(
+                input["ScheduledTime"], "<aws.scheduler.scheduled-time>",
+                "{case}"
+            );
+            assert_eq!(env, Some(serde_json::json!(want.join(","))), "{case}");
+        }
+    }
+    // The scheduler may invoke the function and nothing else.
+    let statements = &role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    assert_eq!(statements.as_array().unwrap().len(), 1, "{statements}");
+    assert_eq!(statements[0]["Action"], "lambda:InvokeFunction");
+    assert_eq!(
+        statements[0]["Resource"]["Fn::GetAtt"],
+        serde_json::json!(["GitHubTokenFunction", "Arn"])
+    );
+
+    let tf = terraform();
+    let list = tf_block(&tf, "  github_token_secret_arns = ");
+    assert!(
+        list.contains("var.github_token_secret_arns")
+            && list.contains("aws_secretsmanager_secret.example[\"github-token\"].arn"),
+        "{list}"
+    );
+    let schedules: Vec<&str> = tf.matches("resource \"aws_scheduler_schedule\"").collect();
+    assert_eq!(schedules.len(), 1, "one schedule for every token secret");
+    let tf_schedule = tf_block(&tf, "resource \"aws_scheduler_schedule\" \"github_token\"");
+    assert!(
+        tf_schedule.contains(
+            "input    = jsonencode({ Step = \"refresh\", SecretIds = local.github_token_secret_arns, ScheduledTime = \"<aws.scheduler.scheduled-time>\" })"
+        ) && tf_schedule.contains("count               = local.github_refresh ? 1 : 0"),
+        "{tf_schedule}"
+    );
+    assert!(
+        tf.contains("GITHUB_TOKEN_SECRET_ARNS = join(\",\", local.github_token_secret_arns)"),
+        "the GitHub function's environment does not name the refreshed secrets"
+    );
+}

@@ -234,8 +234,10 @@ async fn github_token_preflight_reads_only() {
         .await;
         configure("rotate-github-token", &client, &env, &arn).await;
         let rotated = gh.exchanges().len();
-        let (report, calls) =
-            preflight("rotate-github-token", stack::endpoint(), env.clone(), &arn).await;
+        // The templates name the token secrets their schedule refreshes.
+        let mut env = env.clone();
+        env.push(("GITHUB_TOKEN_SECRET_ARNS".into(), arn.clone()));
+        let (report, calls) = preflight("rotate-github-token", stack::endpoint(), env, &arn).await;
         assert_clean(
             &report,
             &calls,
@@ -272,6 +274,84 @@ async fn redis_password_preflight_reads_only() {
             before,
             "{server:?}: the pre-flight changed the user"
         );
+    }
+}
+
+/// #20 point 3: an installation-token secret that the deployment's refresh schedule does not
+/// name (`GITHUB_TOKEN_SECRET_ARNS`, the templates' list) fails the pre-flight, whatever its
+/// token's age: its tokens would expire within the hour. Listed (among others, by full ARN or
+/// without the random suffix), it passes.
+#[tokio::test]
+async fn a_token_secret_the_refresh_schedule_does_not_name_fails_the_preflight() {
+    let read = |var: &str| std::fs::read_to_string(std::env::var(var).unwrap()).unwrap();
+    let installation = Installation {
+        app_id: 42,
+        repos: vec!["acme/api".into()],
+        permissions: [("contents", "read")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect(),
+        suspended: false,
+    };
+    let gh = GitHub::start(42, &read("TEST_GITHUB_APP_PUB"), vec![(7, installation)]).await;
+    let client = stack::client().await;
+    let key = stack::create_secret(
+        &client,
+        &stack::unique("pf-gh-key"),
+        &read("TEST_GITHUB_APP_KEY"),
+    )
+    .await;
+    let value = json!({"kind": "app-installation-token", "app_id": 42, "installation_id": 7,
+                       "private_key_secret_arn": key});
+    let arn = stack::create_secret(&client, &stack::unique("pf-gh"), &value.to_string()).await;
+    e2e::github::tag(
+        &client,
+        &arn,
+        &e2e::github::pin_tags(&value, "contents=read"),
+    )
+    .await;
+    let env = vec![("GITHUB_API_URL".to_string(), gh.url.clone())];
+    // A fresh token: the old check, judging by the token's age, passed it.
+    configure("rotate-github-token", &client, &env, &arn).await;
+    let other = format!("{}-other-AbCdEf", &arn[..arn.len() - 7]);
+    let without_suffix = &arn[..arn.len() - 7];
+    for (list, want) in [
+        (None, "failed"),
+        (Some(other.clone()), "failed"),
+        (Some(format!("{other},{arn}")), "ok"),
+        (Some(format!("{other}, {without_suffix}")), "ok"),
+    ] {
+        let mut env = env.clone();
+        env.extend(
+            list.clone()
+                .map(|l| ("GITHUB_TOKEN_SECRET_ARNS".to_string(), l)),
+        );
+        let (report, calls) = preflight("rotate-github-token", stack::endpoint(), env, &arn).await;
+        let text = driver::format_report(&report);
+        let checks = report["checks"].as_array().unwrap();
+        let check = checks
+            .iter()
+            .find(|c| c["check"] == "refresh schedule")
+            .unwrap_or_else(|| panic!("no `refresh schedule` check: {text}"));
+        assert_eq!(check["status"], want, "{list:?}: {text}");
+        if want == "failed" {
+            assert!(
+                check["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("has no refresh schedule from this stack"),
+                "{text}"
+            );
+            let failed: Vec<&Value> = checks.iter().filter(|c| c["status"] == "failed").collect();
+            assert_eq!(failed.len(), 1, "only the schedule is wrong: {text}");
+            assert_eq!(report["preflight"], "failed", "{text}");
+        } else {
+            assert_clean(
+                &report,
+                &calls,
+                &["refresh schedule", "current credentials"],
+            );
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! refreshes them on a schedule of its own (Secrets Manager's runs at most every four hours).
 
 use crate::secret::GhSecret;
-use crate::{App, SEAL, api, check_seal, current_and_pending, pinned, seal};
+use crate::{App, RefreshList, SEAL, api, check_seal, current_and_pending, pinned, seal};
 use async_trait::async_trait;
 use serde_json::Value;
 use shared::config::Retire;
@@ -33,38 +33,30 @@ fn stored_token(s: &GhSecret) -> Option<api::Token> {
     Some(api::Token { secret, minted })
 }
 
-/// Least time left on the `AWSCURRENT` token when a refresh runs every 30 to 50 minutes (60 - 50).
-const FRESH: Duration = Duration::from_secs(10 * 60);
-
-/// Whether something keeps the token fresh, judged by what it did: Secrets Manager's own schedule
-/// (every 4 hours at best) cannot, so a token secret whose `AWSCURRENT` token has less than
-/// `FRESH` left has no working refresh schedule.
-fn refreshed(current: &GhSecret, now: std::time::SystemTime) -> Check {
+/// Whether the deployment refreshes this secret, judged by its configuration: Secrets Manager's
+/// own schedule (every 4 hours at best) cannot keep an hour-long token fresh, so a token secret
+/// that the templates' refresh schedule does not name (`GITHUB_TOKEN_SECRET_ARNS`, filled from
+/// the same list as the schedule) fails, whatever its token's age today.
+fn refreshed(list: &RefreshList, arn: &str) -> Check {
     const NAME: &str = "refresh schedule";
-    let Some(expires) = api::parse_time(current.str_field("expires_at")) else {
-        return Check::not_verified(
-            NAME,
-            "AWSCURRENT holds no token yet; once it does, a refresh must run every 30 to 50 minutes",
-        );
-    };
-    match expires.duration_since(now) {
-        Ok(left) if left >= FRESH => Check::ok(
+    if list.contains(arn) {
+        Check::ok(
             NAME,
             format!(
-                "the AWSCURRENT token has {} minutes left",
-                left.as_secs() / 60
+                "{} names this secret: the stack's schedule refreshes it",
+                RefreshList::ENV
             ),
-        ),
-        _ => Check::failed(
+        )
+    } else {
+        Check::failed(
             NAME,
             format!(
-                "the AWSCURRENT token expires at {} (less than {} minutes from now): nothing refreshes it; \
-                 invoke {{\"Step\": \"refresh\"}} for this secret every 30 to 50 minutes (the templates do it for \
-                 every secret in github_token_secret_arns, and for their example)",
-                current.str_field("expires_at"),
-                FRESH.as_secs() / 60
+                "the secret has no refresh schedule from this stack: {} does not name it, and its tokens \
+                 expire within the hour; add its ARN to GitHubTokenSecretArns (SAM) or \
+                 github_token_secret_arns (Terraform)",
+                RefreshList::ENV
             ),
-        ),
+        )
     }
 }
 
@@ -176,7 +168,7 @@ impl Target for InstallationToken {
             "repositories",
             "which repositories a token reaches is checked by testSecret; listing them needs a token, and minting one is a write",
         ));
-        checks.push(refreshed(&current, std::time::SystemTime::now()));
+        checks.push(refreshed(&self.app.refreshed, v.arn()));
         if let Some(token) = stored_token(&current) {
             checks.push(Check::of(
                 "current credentials",
@@ -244,36 +236,31 @@ mod tests {
         assert_eq!(token("300000000000-01-01T00:00:00Z").young_until(), None);
     }
 
-
     #[test]
-    fn a_token_nothing_refreshes_fails_the_preflight() {
-        let now = api::parse_time("2026-11-30T12:00:00Z").unwrap();
-        let with = |expires: &str| {
-            let v = serde_json::json!({"kind": "app-installation-token", "app_id": 1, "installation_id": 2,
-                "private_key_secret_arn": "arn:k", "token": "ghs_x", "expires_at": expires});
-            GhSecret::parse(&SecretString::new(v.to_string()), AWSCURRENT).unwrap()
-        };
+    fn a_token_secret_the_schedule_does_not_name_fails_the_preflight() {
         use shared::preflight::Status;
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-AbCdEf";
+        let list = |text: &str| RefreshList::parse(text).unwrap();
+        assert_eq!(refreshed(&list(arn), arn).status, Status::Ok);
+        // Secrets Manager accepts the ARN without its random suffix as a SecretId.
+        let partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token";
         assert_eq!(
-            refreshed(&with("2026-11-30T12:30:00Z"), now).status,
+            refreshed(&list(&format!("a, {partial}")), arn).status,
             Status::Ok
         );
-        let late = refreshed(&with("2026-11-30T12:05:00Z"), now);
-        assert_eq!(late.status, Status::Failed);
-        assert!(late.message.contains("nothing refreshes it"), "{late:?}");
-        assert_eq!(
-            refreshed(&with("2026-11-30T11:00:00Z"), now).status,
-            Status::Failed
-        );
-        let none = GhSecret::parse(
-            &SecretString::new(
-                serde_json::json!({"kind": "app-installation-token", "app_id": 1,
-                "installation_id": 2, "private_key_secret_arn": "arn:k"})
-                .to_string(),
-            ),
-            AWSCURRENT,
-        )
-        .unwrap();
-        assert_eq!(refreshed(&none, now).status, Status::NotVerified);
+        for other in [
+            "",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-tok",
+        ] {
+            let missing = refreshed(&list(other), arn);
+            assert_eq!(missing.status, Status::Failed);
+            assert!(
+                missing
+                    .message
+                    .contains("no refresh schedule from this stack"),
+                "{missing:?}"
+            );
+        }
+        assert!(RefreshList::parse("arn:aws:secretsmanager:us-east-1:1:secret:ci-*").is_err());
     }
 }

@@ -32,9 +32,49 @@ use std::sync::Arc;
 
 pub const ROTATOR: &str = "github-token";
 
-/// What both credentials need: the GitHub API and the App's key.
+/// What both credentials need: the GitHub API and the App's key; and the installation-token
+/// secrets the deployment's schedule refreshes (`GITHUB_TOKEN_SECRET_ARNS`).
 pub struct App {
     pub api: Api,
+    pub refreshed: RefreshList,
+}
+
+/// The secrets the templates' refresh schedule names (`GITHUB_TOKEN_SECRET_ARNS`, comma-separated
+/// ARNs, the same list the schedule sends), so the pre-flight can tell from the configuration
+/// whether a token secret is refreshed at all.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshList(Vec<String>);
+
+impl RefreshList {
+    pub const ENV: &'static str = "GITHUB_TOKEN_SECRET_ARNS";
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let entries: Vec<String> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect();
+        match entries.iter().find(|e| e.contains('*')) {
+            // The schedule sends each entry as a SecretId: a pattern names no secret.
+            Some(bad) => Err(format!(
+                "{}: the entry `{bad}` is a pattern; name each secret by its ARN",
+                Self::ENV
+            )),
+            None => Ok(Self(entries)),
+        }
+    }
+
+    /// Whether `arn` (a full ARN, as DescribeSecret gives it) is listed, by its full ARN or by
+    /// the ARN without the six random characters Secrets Manager appends (which it accepts too).
+    pub fn contains(&self, arn: &str) -> bool {
+        self.0.iter().any(|e| {
+            e == arn
+                || arn
+                    .strip_prefix(e.as_str())
+                    .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-'))
+        })
+    }
 }
 
 impl App {
@@ -55,7 +95,14 @@ impl App {
                 v.escape_debug()
             ));
         }
-        Ok(Self { api: Api { base } })
+        let refreshed = shared::config::non_empty_env(RefreshList::ENV)
+            .map(|v| RefreshList::parse(&v))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Self {
+            api: Api { base },
+            refreshed,
+        })
     }
 
     /// The App's private key, from its own secret: the PEM itself, or JSON with `private_key`.
