@@ -70,6 +70,13 @@ impl Rig {
         driver::rotate_ok(&self.client, &mut self.function, arn, &opts).await
     }
 
+    /// Runs the four steps again for `token`, as Secrets Manager retries a failed rotation.
+    pub async fn retry(&mut self, arn: &str, token: &str, opts: &Options) -> Rotation {
+        driver::retry(&self.client, &mut self.function, arn, token, opts)
+            .await
+            .unwrap()
+    }
+
     /// Begins a rotation and runs `steps` of it, each of which must succeed; its token.
     pub async fn begin_and_run(&mut self, arn: &str, steps: &[Step]) -> String {
         let lambda = self.lambda_arn();

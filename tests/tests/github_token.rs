@@ -1,13 +1,13 @@
 //! `rotate-github-token` end to end: the real binary through the Lambda Runtime API and the local
 //! driver, against moto and the GitHub stand-in (`tests/src/github.rs`).
 
-use e2e::driver::{self, Options, Rotation};
+use e2e::driver::{self, Options};
 use e2e::github::{GitHub, Installation};
 use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Map, Value, json};
 use shared::Step;
-use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretStore};
 use std::time::Duration;
 
 const BINARY: &str = "rotate-github-token";
@@ -36,12 +36,24 @@ fn read(var: &str) -> String {
     .unwrap()
 }
 
+/// The shared rig (`e2e::rig`) with the GitHub stand-in and the App's key.
 struct Rig {
+    base: e2e::rig::Rig,
     gh: GitHub,
-    client: aws_sdk_secretsmanager::Client,
-    store: AwsStore,
-    function: Function,
     key_arn: String,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = e2e::rig::Rig;
+    fn deref(&self) -> &e2e::rig::Rig {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut e2e::rig::Rig {
+        &mut self.base
+    }
 }
 
 /// Every test's exchanges are checked against GitHub's OpenAPI description when its rig goes.
@@ -111,27 +123,17 @@ impl Rig {
         .await;
         // No minimum age for the previous credential: the tests rotate back to back (one test
         // keeps the default by giving it empty; an empty value unsets a variable).
-        let mut vars = vec![
+        let vars = vec![
             ("GITHUB_API_URL".to_string(), gh.url.clone()),
             (
                 "RETIRE_PREVIOUS_MIN_AGE_SECONDS".to_string(),
                 "0".to_string(),
             ),
         ];
-        for (k, v) in env {
-            vars.retain(|(name, _)| name != k);
-            if !v.is_empty() {
-                vars.push((k.to_string(), v.to_string()));
-            }
-        }
-        let function = Function::start(&e2e::workspace_binary(BINARY), &vars, false)
-            .await
-            .unwrap();
+        let vars = e2e::rig::env_with(vars, env);
         Self {
-            store: AwsStore::new(client.clone()),
+            base: e2e::rig::Rig::with_client(client, BINARY, &vars).await,
             gh,
-            client,
-            function,
             key_arn,
         }
     }
@@ -198,20 +200,6 @@ impl Rig {
                "private_key_secret_arn": self.key_arn})
     }
 
-    async fn rotate(&mut self, arn: &str) -> Rotation {
-        driver::rotate(&self.client, &mut self.function, arn, &Options::new(BINARY))
-            .await
-            .unwrap()
-    }
-
-    async fn rotate_ok(&mut self, arn: &str) -> Rotation {
-        driver::rotate_ok(&self.client, &mut self.function, arn, &Options::new(BINARY)).await
-    }
-
-    async fn value(&self, arn: &str, stage: &str) -> Value {
-        stack::json_value(&self.store, arn, stage).await
-    }
-
     /// Every request the rotator sent and every answer it got match GitHub's OpenAPI description.
     fn check_openapi(&self) {
         match e2e::github::check_openapi(&self.gh.exchanges()) {
@@ -224,23 +212,7 @@ impl Rig {
 
     /// A rotation that fails must leave AWSCURRENT as it was; returns the failing step's error.
     async fn fails(&mut self, arn: &str) -> String {
-        let before = self
-            .store
-            .get_value(arn, None, AWSCURRENT)
-            .await
-            .unwrap()
-            .value;
-        let r = self.rotate(arn).await;
-        assert!(!r.succeeded());
-        assert_eq!(
-            self.store
-                .get_value(arn, None, AWSCURRENT)
-                .await
-                .unwrap()
-                .value,
-            before
-        );
-        r.steps.last().unwrap().result.clone().unwrap_err()
+        self.refused(arn).await
     }
 }
 
@@ -417,14 +389,7 @@ async fn a_pending_token_that_expired_in_an_outage_is_abandoned() {
     let arn = rig.secret(rig.token_secret(FULL)).await;
     rig.rotate_ok(&arn).await;
     let current = rig.value(&arn, AWSCURRENT).await;
-    let token = driver::begin_and_run(
-        &rig.client,
-        &mut rig.function,
-        &arn,
-        &stack::function_arn(BINARY),
-        &[Step::Create, Step::Set],
-    )
-    .await;
+    let token = rig.begin_and_run(&arn, &[Step::Create, Step::Set]).await;
     rig.gh.state.lock().unwrap().outage = true;
     let err = driver::step(
         &mut rig.function,
@@ -803,15 +768,9 @@ async fn crash_everywhere(deploy_key: bool) -> usize {
         let mut done = first.succeeded();
         for _ in 0..3 {
             if !done {
-                let r = driver::retry(
-                    &rig.client,
-                    &mut rig.function,
-                    &arn,
-                    &first.token,
-                    &Options::new(BINARY).resuming(),
-                )
-                .await
-                .unwrap();
+                let r = rig
+                    .retry(&arn, &first.token, &Options::new(BINARY).resuming())
+                    .await;
                 done = r.succeeded();
             }
         }
@@ -1182,14 +1141,7 @@ async fn a_failed_refresh_never_blocks_the_next() {
     let mut rig = Rig::new(&[]).await;
     let arn = rig.secret(rig.token_secret(FULL)).await;
     rig.rotate_ok(&arn).await;
-    let stuck = driver::begin_and_run(
-        &rig.client,
-        &mut rig.function,
-        &arn,
-        &stack::function_arn(BINARY),
-        &[Step::Create, Step::Set],
-    )
-    .await;
+    let stuck = rig.begin_and_run(&arn, &[Step::Create, Step::Set]).await;
     rig.gh.state.lock().unwrap().outage = true;
     driver::step(
         &mut rig.function,
@@ -1403,14 +1355,9 @@ async fn back_to_back_rotations_keep_the_previous_deploy_key_for_its_minimum_age
         &[(shared::target::RETIRE_NOW_TAG.to_string(), first.clone())],
     )
     .await;
-    let r = driver::rotate(
-        &rig.client,
-        &mut rig.function,
-        &arn,
-        &Options::new(BINARY).resuming(),
-    )
-    .await
-    .unwrap();
+    let r = rig
+        .rotate_with(&arn, &Options::new(BINARY).resuming())
+        .await;
     assert!(r.succeeded(), "{:?}", r.steps);
     let mut want = vec![
         github_token::title(&arn, &second),
