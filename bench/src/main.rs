@@ -298,10 +298,10 @@ async fn main() {
                 warm_process(&runner, subject, rotations, &env).await;
         }
     }
-    if run("cpu") {
-        if let Some(cpu) = cpu_shares(&bin_dir, cpu_runs).await {
-            report["cpu_shares"] = cpu;
-        }
+    if run("cpu")
+        && let Some(cpu) = cpu_shares(&bin_dir, cpu_runs).await
+    {
+        report["cpu_shares"] = cpu;
     }
     if run("scale") {
         let mut scaling = Vec::new();
