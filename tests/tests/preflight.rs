@@ -196,6 +196,21 @@ async fn iam_access_key_preflight_reads_only() {
         .find(|c| c["check"] == "key slot")
         .unwrap();
     assert_eq!(slot["status"], "ok", "{slot}");
+    // #23.7: the key calls createSecret makes are simulated on the user's ARN, path included
+    // (moto has no SimulatePrincipalPolicy, so the check says what it would have simulated).
+    let keys = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "service permissions")
+        .unwrap_or_else(|| panic!("no `service permissions` check: {report}"));
+    assert!(
+        keys["message"].as_str().unwrap().starts_with(&format!(
+            "iam:CreateAccessKey, iam:DeleteAccessKey on {} are not verified",
+            iam::user_arn(&user, PATH)
+        )),
+        "{keys}"
+    );
 }
 
 #[tokio::test]
