@@ -96,15 +96,16 @@ impl Target for DbPassword {
         let pending = DbSecret::parse(v.pending().await?, AWSPENDING)?;
         // A probe of the rotation configuration (`RotateImmediately=false`) is a copy of
         // AWSCURRENT, whose user is not the partner a rotation moves to: its credentials must log
-        // in, and nothing is compared or changed.
-        if v.is_probe().await {
-            self.pending_login(v, &pending).await?;
-            return Ok(());
-        }
+        // in, and nothing is compared or changed. Only the alternating test tells the two apart
+        // (and reads AWSCURRENT anyway); a single user's test is the same login either way.
         let Some(masterarn) = pending.masterarn.as_ref().filter(|_| pending.alternating()) else {
             self.pending_login(v, &pending).await?;
             return Ok(());
         };
+        if v.is_probe().await {
+            self.pending_login(v, &pending).await?;
+            return Ok(());
+        }
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
         same_place(&pending, &current)?;
         let (original, clone) =
