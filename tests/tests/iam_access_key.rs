@@ -11,16 +11,29 @@ use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Value, json};
 use shared::Step;
-use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
+use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretStore};
 use std::time::Duration;
 
 const BINARY: &str = "rotate-iam-access-key";
 
+/// The shared rig (`e2e::rig`) with the function's own IAM user, and the administrator that made it.
 struct Rig {
+    base: e2e::rig::Rig,
     admin: Admin,
-    store: AwsStore,
-    function: Function,
     rotator: String,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = e2e::rig::Rig;
+    fn deref(&self) -> &e2e::rig::Rig {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut e2e::rig::Rig {
+        &mut self.base
+    }
 }
 
 impl Rig {
@@ -57,13 +70,9 @@ impl Rig {
             env.push(("OLD_KEY_ACTION".into(), action.into()));
         }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let function = Function::start(&e2e::workspace_binary(BINARY), &env, false)
-            .await
-            .unwrap();
         Self {
-            store: AwsStore::new(admin.sm.clone()),
+            base: e2e::rig::Rig::with_client(admin.sm.clone(), BINARY, &env).await,
             admin,
-            function,
             rotator,
         }
     }
@@ -83,23 +92,7 @@ impl Rig {
             resume,
             ..Options::new(BINARY)
         };
-        driver::rotate(&self.admin.sm, &mut self.function, arn, &opts)
-            .await
-            .unwrap()
-    }
-
-    async fn rotate_ok(&mut self, arn: &str) -> Rotation {
-        driver::rotate_ok(
-            &self.admin.sm,
-            &mut self.function,
-            arn,
-            &Options::new(BINARY),
-        )
-        .await
-    }
-
-    async fn value(&self, arn: &str, stage: &str) -> Value {
-        stack::json_value(&self.store, arn, stage).await
+        self.rotate_with(arn, &opts).await
     }
 
     async fn current_key(&self, arn: &str) -> (String, String) {
@@ -108,10 +101,6 @@ impl Rig {
             v["AccessKeyId"].as_str().unwrap().to_owned(),
             v["SecretAccessKey"].as_str().unwrap().to_owned(),
         )
-    }
-
-    fn assert_no_leak(&self, secrets: &[&str]) {
-        self.function.assert_no_leak(secrets);
     }
 
     /// What a writer allowed only `PutSecretValue` on the secret does: a new `AWSCURRENT`.
@@ -167,14 +156,7 @@ impl Rig {
     /// Begins a rotation and runs createSecret and setSecret; returns the token and the pending
     /// key id.
     async fn create_and_set(&mut self, arn: &str) -> (String, String) {
-        let token = driver::begin_and_run(
-            &self.admin.sm,
-            &mut self.function,
-            arn,
-            &stack::function_arn(BINARY),
-            &[Step::Create, Step::Set],
-        )
-        .await;
+        let token = self.begin_and_run(arn, &[Step::Create, Step::Set]).await;
         let pending = stack::json_value(&self.store, arn, AWSPENDING).await;
         (token, pending["AccessKeyId"].as_str().unwrap().to_owned())
     }
@@ -410,14 +392,7 @@ async fn old_key_action_keep_says_what_to_set_instead() {
 async fn a_deleted_pending_key_is_abandoned_and_the_next_rotation_converges() {
     let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, s0) = rig.user_and_secret().await;
-    let token = driver::begin_and_run(
-        &rig.admin.sm,
-        &mut rig.function,
-        &arn,
-        &stack::function_arn(BINARY),
-        &[Step::Create, Step::Set],
-    )
-    .await;
+    let token = rig.begin_and_run(&arn, &[Step::Create, Step::Set]).await;
     let pending = stack::json_value(&rig.store, &arn, AWSPENDING).await;
     let doomed = pending["AccessKeyId"].as_str().unwrap().to_owned();
     rig.admin.delete_key(&user, &doomed).await;
