@@ -4,8 +4,8 @@
 
 use e2e::db::unique_user;
 use e2e::driver::{self, Options};
-use e2e::runtime_api::Function;
 use e2e::redis::{ADMIN_SECRETS, Server, env, text};
+use e2e::runtime_api::Function;
 use e2e::stack;
 use serde_json::{Value, json};
 use shared::store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, AwsStore, SecretStore};
@@ -40,6 +40,28 @@ impl Rig {
     async fn admin_secret(&self, server: Server) -> String {
         server.admin_secret(&self.client).await
     }
+
+    /// A service user's secret holding `value`, tagged as its owner does (`pin_tags`).
+    async fn pinned(&self, name: &str, value: &Value, user_arn: &str, endpoint: bool) -> String {
+        let arn = self.secret(name, value).await;
+        e2e::github::tag(&self.client, &arn, &pin_tags(user_arn, endpoint)).await;
+        arn
+    }
+}
+
+/// The tags the owner of a service user's secret sets (`secretsmanager:TagResource`, a right a
+/// writer of its value need not have): its user and, when `endpoint`, the stack's Redis (plain
+/// text) as the only place its passwords go.
+fn pin_tags(user_arn: &str, endpoint: bool) -> Vec<(String, String)> {
+    let mut tags = vec![(
+        redis_password::pin::USER_ARN_TAG.to_string(),
+        user_arn.to_string(),
+    )];
+    if endpoint {
+        let at = format!("redis://127.0.0.1:{}", Server::Redis.plain_port());
+        tags.push((redis_password::pin::ENDPOINT_TAG.to_string(), at));
+    }
+    tags
 }
 
 fn password(v: &Value) -> String {
@@ -1018,12 +1040,9 @@ fn ec_secret(id: &str, name: &str, password: &str, endpoint: bool) -> Value {
 async fn an_elasticache_user_keeps_two_passwords_then_one() {
     let delay = std::time::Duration::from_millis(700);
     let (mut rig, standin, id, name) = elasticache_rig(delay, "active").await;
-    let arn = rig
-        .secret(
-            "redis-ec",
-            &ec_secret(&id, &name, "Initial-pw-1234567", true),
-        )
-        .await;
+    let value = ec_secret(&id, &name, "Initial-pw-1234567", true);
+    let user_arn = elasticache::Api::ElastiCache.arn(&id);
+    let arn = rig.pinned("redis-ec", &value, &user_arn, true).await;
     let mut seen = vec!["Initial-pw-1234567".to_string()];
     for round in 1..=2 {
         rig.rotate_ok(&arn).await;
@@ -1052,18 +1071,17 @@ async fn an_elasticache_user_keeps_two_passwords_then_one() {
     rig.function.assert_no_leak(&secrets);
 }
 
-/// Without an endpoint, testSecret waits for `active` as AWS's template does; a user that is
-/// `modifying` when the rotation starts (another change) is waited out, not refused.
+/// Without an endpoint, and with `KEEP_UNPROVEN_CURRENT_PASSWORD=true`, testSecret waits for
+/// `active` as AWS's template does; a user that is `modifying` when the rotation starts (another
+/// change) is waited out, not refused.
 #[tokio::test]
 async fn an_elasticache_user_without_an_endpoint_waits_for_active() {
     let delay = std::time::Duration::from_millis(500);
-    let (mut rig, standin, id, name) = elasticache_rig(delay, "active").await;
-    let arn = rig
-        .secret(
-            "redis-ec",
-            &ec_secret(&id, &name, "Initial-pw-1234567", false),
-        )
-        .await;
+    let api = elasticache::Api::ElastiCache;
+    let keep = [("KEEP_UNPROVEN_CURRENT_PASSWORD", "true")];
+    let (mut rig, standin, id, name) = service_rig(api, delay, "active", &keep).await;
+    let value = ec_secret(&id, &name, "Initial-pw-1234567", false);
+    let arn = rig.pinned("redis-ec", &value, &api.arn(&id), false).await;
     // Another change in progress when the rotation begins.
     standin.users.lock().unwrap().get_mut(&id).unwrap().status = "modifying".into();
     let users = standin.users.clone();
@@ -1081,11 +1099,96 @@ async fn an_elasticache_user_without_an_endpoint_waits_for_active() {
         .unwrap();
 }
 
+/// #21: a writer allowed only `PutSecretValue` on a secret this function rotates, while
+/// `ELASTICACHE_USER_ARNS` allows many users (`ec-*`). The secret's tags pin its user and its
+/// endpoint, so another allowed user's ARN is refused before any call (that user's passwords
+/// unchanged), a host of the writer's gets no connection, and without a pinned endpoint the
+/// current password cannot be proven, so nothing changes unless the function opts in.
+#[tokio::test]
+async fn a_secret_writer_gets_no_other_user_and_no_login_at_their_host() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let api = elasticache::Api::ElastiCache;
+    let (mut rig, standin, id, name) = elasticache_rig(std::time::Duration::ZERO, "active").await;
+    let (other_id, other_name) = service_user(api, &standin, "active").await;
+    // The writer's host counts the connections it gets.
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trap_port = trap.local_addr().unwrap().port();
+    let knocks = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = knocks.clone();
+    tokio::spawn(async move {
+        while trap.accept().await.is_ok() {
+            counted.fetch_add(1, SeqCst);
+        }
+    });
+    let planted = "Attacker-chosen-1";
+    let another = ec_secret(&other_id, &other_name, planted, false);
+    let mut at_trap = ec_secret(&id, &name, planted, false);
+    at_trap["host"] = json!("127.0.0.1");
+    at_trap["port"] = json!(trap_port);
+    at_trap["ssl"] = json!(false);
+    let (owner, other_arn) = (api.arn(&id), api.arn(&other_id));
+    // (the value written, whether the tags pin an endpoint, what the refusal names)
+    let cases: [(Value, bool, Vec<&str>); 5] = [
+        (
+            another.clone(),
+            true,
+            vec!["field `user_arn`", &other_arn, "tag redis:user-arn pins"],
+        ),
+        (
+            another,
+            false,
+            vec!["field `user_arn`", "tag redis:user-arn pins"],
+        ),
+        (
+            at_trap.clone(),
+            true,
+            vec!["fields `host` and `port`", "tag redis:endpoint pins"],
+        ),
+        (
+            at_trap,
+            false,
+            vec!["field `host`", "no tag redis:endpoint"],
+        ),
+        (
+            ec_secret(&id, &name, planted, false),
+            false,
+            vec![
+                "no tag redis:endpoint",
+                "KEEP_UNPROVEN_CURRENT_PASSWORD=true",
+            ],
+        ),
+    ];
+    for (value, endpoint, words) in cases {
+        let arn = rig.pinned("redis-ec", &value, &owner, endpoint).await;
+        let error = rig.refused(&arn).await;
+        for w in words {
+            assert!(error.contains(w), "{error} lacks {w}");
+        }
+    }
+    assert_eq!(
+        *standin.calls.lock().unwrap(),
+        Vec::<String>::new(),
+        "no ElastiCache call"
+    );
+    assert_eq!(knocks.load(SeqCst), 0, "no connection to the writer's host");
+    for user in [&name, &other_name] {
+        Server::Redis
+            .login(user, "Initial-pw-1234567")
+            .await
+            .unwrap();
+        assert!(Server::Redis.login(user, planted).await.is_err());
+    }
+    rig.function.assert_no_leak(&[planted]);
+}
+
 /// The writer of an ElastiCache secret: a user outside `ELASTICACHE_USER_ARNS`, another user's
 /// name under an allowed ARN, a password that does not log in. No `ModifyUser` is ever called.
 #[tokio::test]
 async fn an_elasticache_secret_writer_changes_nothing() {
-    let (mut rig, standin, id, name) = elasticache_rig(std::time::Duration::ZERO, "active").await;
+    let api = elasticache::Api::ElastiCache;
+    let keep = [("KEEP_UNPROVEN_CURRENT_PASSWORD", "true")];
+    let (mut rig, standin, id, name) =
+        service_rig(api, std::time::Duration::ZERO, "active", &keep).await;
     let cases = [
         (
             ec_secret("other-1", &name, "Initial-pw-1234567", false),
@@ -1101,7 +1204,10 @@ async fn an_elasticache_secret_writer_changes_nothing() {
         ),
     ];
     for (value, want) in cases {
-        let arn = rig.secret("redis-ec", &value).await;
+        let endpoint = value.get("host").is_some();
+        let arn = rig
+            .pinned("redis-ec", &value, &api.arn(&id), endpoint)
+            .await;
         let error = rig.refused(&arn).await;
         assert!(error.contains(want), "{error}");
     }
@@ -1197,12 +1303,8 @@ async fn a_memorydb_user_rotates_with_zero_downtime() {
     let api = elasticache::Api::MemoryDb;
     let delay = std::time::Duration::from_millis(700);
     let (mut rig, standin, id, name) = service_rig(api, delay, "active", &[]).await;
-    let arn = rig
-        .secret(
-            "redis-mdb",
-            &user_secret(api, &id, &name, "Initial-pw-1234567", true),
-        )
-        .await;
+    let value = user_secret(api, &id, &name, "Initial-pw-1234567", true);
+    let arn = rig.pinned("redis-mdb", &value, &api.arn(&id), true).await;
     *standin.interlopers.lock().unwrap() = 1;
     let mut seen = vec!["Initial-pw-1234567".to_string()];
     for round in 1..=2 {
@@ -1251,15 +1353,16 @@ async fn a_memorydb_secret_writer_changes_nothing() {
         api,
         std::time::Duration::ZERO,
         "active",
-        &[("ELASTICACHE_USER_ARNS", "arn:aws:*")],
+        &[
+            ("ELASTICACHE_USER_ARNS", "arn:aws:*"),
+            ("KEEP_UNPROVEN_CURRENT_PASSWORD", "true"),
+        ],
     )
     .await;
     standin.add(api, "victim-1", &name, "active");
+    let value = user_secret(api, "victim-1", "victim-1", "Initial-pw-1234567", false);
     let arn = rig
-        .secret(
-            "redis-mdb",
-            &user_secret(api, "victim-1", "victim-1", "Initial-pw-1234567", false),
-        )
+        .pinned("redis-mdb", &value, &api.arn("victim-1"), false)
         .await;
     let error = rig.refused(&arn).await;
     assert!(
@@ -1278,7 +1381,10 @@ async fn a_memorydb_secret_writer_changes_nothing() {
         ),
     ];
     for (value, want) in cases {
-        let arn = rig.secret("redis-mdb", &value).await;
+        let endpoint = value.get("host").is_some();
+        let arn = rig
+            .pinned("redis-mdb", &value, &api.arn(&id), endpoint)
+            .await;
         let error = rig.refused(&arn).await;
         assert!(error.contains(want), "{error}");
     }
@@ -1317,6 +1423,7 @@ async fn a_memorydb_crash_after_every_call_converges() {
             &value.to_string(),
         )
         .await;
+        e2e::github::tag(&client, &arn, &pin_tags(&api.arn(&id), true)).await;
         let marker = std::env::temp_dir().join(format!("crash-{}", shared::random::version_id()));
         let mut env = vec![
             ("REDIS_CA_BUNDLE_FILE".to_string(), env("TEST_CA_FILE")),

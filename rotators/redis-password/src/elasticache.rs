@@ -11,12 +11,15 @@
 //! the user `modifying` for a while and another change meanwhile is refused (`InvalidUserState`,
 //! `InvalidUserStateFault`), so every change waits for `active` within the step's budget.
 //!
-//! The user is pinned by the function's `ELASTICACHE_USER_ARNS` or `MEMORYDB_USER_ARNS` (and the
-//! role's IAM policy), and its name must be the user's; with an endpoint the current password must
-//! also log in as the user before anything changes, and testSecret logs in with the pending one.
-//! Without an endpoint testSecret can only wait for `active`, as AWS's template does.
+//! The user must be allowed by the function's `ELASTICACHE_USER_ARNS` or `MEMORYDB_USER_ARNS`
+//! (and the role's IAM policy), and its name must be the user's. The secret's tags pin the user
+//! and the endpoint (`pin`): the current password must log in as the user there before anything
+//! changes, and testSecret logs in there with the pending one. With no endpoint pinned, nothing
+//! proves the current password, so the function refuses unless `KEEP_UNPROVEN_CURRENT_PASSWORD`
+//! keeps it as AWS's template does (testSecret then only waits for `active`).
 
 use crate::conn::{self, Clock, Settings};
+use crate::pin::{self, Endpoint};
 use crate::secret::{Fields, RedisSecret, take_password};
 use aws_sdk_elasticache::error::{ProvideErrorMetadata, SdkError};
 use serde_json::{Map, Value};
@@ -66,6 +69,9 @@ pub struct ElastiCache {
     pub users: AllowList,
     /// `MEMORYDB_USER_ARNS`.
     pub memorydb_users: AllowList,
+    /// `KEEP_UNPROVEN_CURRENT_PASSWORD`: rotate a secret whose tags pin no endpoint, keeping its
+    /// current password unproven.
+    pub keep_unproven_current: bool,
 }
 
 /// One version of an ElastiCache or MemoryDB user secret. `Debug` never shows the password.
@@ -134,10 +140,9 @@ impl EcSecret {
         SecretString::from_json(&fields)
     }
 
-    fn login(&self) -> Option<RedisSecret> {
-        self.endpoint.as_ref().map(|(host, port, ssl)| {
-            RedisSecret::login_at(host, *port, *ssl, &self.username, &self.password)
-        })
+    /// This value's user and password at the pinned endpoint (never the value's own `host`).
+    fn login_at(&self, at: &Endpoint) -> RedisSecret {
+        RedisSecret::login_at(&at.host, at.port, at.tls, &self.username, &self.password)
     }
 
     /// `ElastiCache user app-1`, `MemoryDB user app`: how errors name the user.
@@ -178,6 +183,7 @@ impl ElastiCache {
         password: SecretString,
     ) -> Result<SecretString, Error> {
         let current = EcSecret::parse(v.current().await?, AWSCURRENT)?;
+        self.pinned(v, &current)?;
         if !PASSWORD_LENGTHS.contains(&password.expose().len()) {
             return Err(Error::target(format!(
                 "{} takes passwords of 16 to 128 characters: set PASSWORD_LENGTH within them",
@@ -190,24 +196,28 @@ impl ElastiCache {
     /// `[pending, current]`, after the checks and the proof of possession.
     pub async fn set(&self, v: &Versions<'_>, s: &Settings) -> Result<(), Error> {
         let (pending, current) = self.pending_and_current(v).await?;
+        let at = self.pinned(v, &current)?;
         let clock = Clock::new(v.deadline());
-        self.prove(&current, s, clock).await?;
+        self.prove(&current, at.as_ref(), s, clock).await?;
         self.user(&current).await?;
         self.modify(v, &current, &[&pending.password, &current.password])
             .await
     }
 
-    /// With an endpoint: the pending and current passwords log in. Without: the user is `active`.
+    /// At the pinned endpoint the pending and current passwords log in; with none pinned (and
+    /// `KEEP_UNPROVEN_CURRENT_PASSWORD`) the user is `active`.
     pub async fn test(&self, v: &Versions<'_>, s: &Settings) -> Result<(), Error> {
         let (pending, current) = self.pending_and_current(v).await?;
+        let at = self.pinned(v, &current)?;
         self.wait_active(v, &current).await?;
-        let (Some(new), Some(old)) = (pending.login(), current.login()) else {
+        let Some(at) = at else {
             return Ok(());
         };
+        let (new, old) = (pending.login_at(&at), current.login_at(&at));
         let clock = Clock::new(v.deadline());
         let (new_login, old_login) = tokio::join!(
-            conn::login(&new, &new, new.ssl, s, clock),
-            conn::login(&old, &old, old.ssl, s, clock)
+            conn::login(&new, &new, at.tls, s, clock),
+            conn::login(&old, &old, at.tls, s, clock)
         );
         let mut new_login = new_login
             .map_err(|e| Error::target(format!("the AWSPENDING password does not log in: {e}")))?;
@@ -229,7 +239,9 @@ impl ElastiCache {
             Ok(p) if p.user_arn == current.user_arn => {}
             _ => return Ok(()),
         }
-        self.prove(&current, s, Clock::new(v.deadline())).await?;
+        let at = self.pinned(v, &current)?;
+        self.prove(&current, at.as_ref(), s, Clock::new(v.deadline()))
+            .await?;
         if self.user(&current).await?.passwords < 2 {
             return Ok(());
         }
@@ -245,15 +257,38 @@ impl ElastiCache {
 
     pub async fn check(&self, v: &Versions<'_>) -> Result<String, Error> {
         let current = EcSecret::parse(v.current().await?, AWSCURRENT)?;
+        let at = match self.pinned(v, &current)? {
+            Some(at) => format!("the tags pin it and endpoint {}:{}", at.host, at.port),
+            None => format!(
+                "the tags pin it and no endpoint: its current password is kept unproven ({})",
+                pin::KEEP_UNPROVEN_CURRENT
+            ),
+        };
         let user = self.user(&current).await?;
         Ok(format!(
-            "{} user {} ({:?}) is allowed, {}, with {} password(s)",
+            "{} user {} ({:?}) is allowed, {}, with {} password(s); {at}",
             current.service.name(),
             current.user_arn,
             current.username,
             user.status,
             user.passwords
         ))
+    }
+
+    /// Where `current`'s passwords may log in, from the secret's tags (`pin::pin`): `None` when
+    /// no endpoint is pinned and the function keeps an unproven current password.
+    fn pinned(&self, v: &Versions<'_>, current: &EcSecret) -> Result<Option<Endpoint>, Error> {
+        let endpoint = current.endpoint.as_ref();
+        let claim = pin::Claim {
+            which: AWSCURRENT,
+            user_arn: &current.user_arn,
+            endpoint: endpoint.map(|(host, port, ssl)| (host.as_str(), *port, *ssl)),
+        };
+        let tags = pin::Tags {
+            user_arn: v.tag(pin::USER_ARN_TAG),
+            endpoint: v.tag(pin::ENDPOINT_TAG),
+        };
+        pin::pin(claim, tags, self.keep_unproven_current)
     }
 
     async fn pending_and_current(&self, v: &Versions<'_>) -> Result<(EcSecret, EcSecret), Error> {
@@ -276,12 +311,20 @@ impl ElastiCache {
         Ok((pending, current))
     }
 
-    /// With an endpoint, the current password must log in as the user before anything changes.
-    async fn prove(&self, current: &EcSecret, s: &Settings, clock: Clock) -> Result<(), Error> {
-        let Some(login) = current.login() else {
+    /// At the pinned endpoint, the current password must log in as the user before anything
+    /// changes (`None`: none is pinned, and the function keeps the current password unproven).
+    async fn prove(
+        &self,
+        current: &EcSecret,
+        at: Option<&Endpoint>,
+        s: &Settings,
+        clock: Clock,
+    ) -> Result<(), Error> {
+        let Some(at) = at else {
             return Ok(());
         };
-        conn::login(&login, &login, login.ssl, s, clock)
+        let login = current.login_at(at);
+        conn::login(&login, &login, at.tls, s, clock)
             .await
             .map(drop)
             .map_err(|e| {

@@ -13,10 +13,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let users = (
             AllowList::from_env(USER_ARNS)?,
             AllowList::from_env(MEMORYDB_USER_ARNS)?,
+            redis_password::pin::keep_unproven_current_from_env()?,
         );
         Ok((policy, settings, admins, users))
     });
-    let (policy, settings, admins, (users, memorydb_users)) =
+    let (policy, settings, admins, (users, memorydb_users, keep_unproven_current)) =
         config.inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = shared::config::load().await;
     let target = RedisPassword {
@@ -28,6 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             memorydb: aws_sdk_memorydb::Client::new(&sdk),
             users,
             memorydb_users,
+            keep_unproven_current,
         },
     };
     shared::lambda::serve(ROTATOR, &sdk, target).await
