@@ -1506,3 +1506,38 @@ async fn one_refresh_event_refreshes_every_secret_and_one_failure_stops_none() {
     assert_ne!(fixed, before[2]);
     assert!(rig.gh.state.lock().unwrap().token_is_live(&fixed));
 }
+
+/// A finishSecret run by hand on a `RotateImmediately=false` probe makes a copy of AWSCURRENT
+/// current under the probe's version id. The deploy key that value holds (titled with the old
+/// version) is still the live key: the next rotation keeps it, as the previous key.
+#[tokio::test]
+async fn a_finished_probe_never_costs_the_live_deploy_key() {
+    let mut rig = Rig::new(&[]).await;
+    let arn = rig.secret(rig.key_secret("docs")).await;
+    rig.rotate_ok(&arn).await;
+    let ids = |rig: &Rig| -> Vec<u64> {
+        let st = rig.gh.state.lock().unwrap();
+        st.keys["acme/docs"].iter().map(|k| k.id).collect()
+    };
+    let live = ids(&rig);
+    assert_eq!(live.len(), 1, "{live:?}");
+    let probe = stack::begin_probe(&rig.client, &arn, &stack::function_arn(BINARY)).await;
+    for step in [Step::Test, Step::Finish] {
+        driver::step(
+            &mut rig.function,
+            step,
+            &arn,
+            &probe,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{step:?} on the probe: {e}"));
+    }
+    rig.rotate_ok(&arn).await;
+    let after = ids(&rig);
+    assert!(
+        after.contains(&live[0]),
+        "the key AWSCURRENT held was deleted: {live:?} -> {after:?}"
+    );
+    assert_eq!(after.len(), 2, "{after:?}");
+}

@@ -300,17 +300,26 @@ impl Target for DeployKey {
             .labels()
             .version_with(AWSPREVIOUS)
             .map(|p| title(v.arn(), p));
+        // The key AWSCURRENT holds stays whatever its title says: a finishSecret run by hand on a
+        // RotateImmediately=false probe makes a copy of the current value current under another
+        // version id.
+        let current_key = current.credential.as_ref().and_then(public_of);
         let until = budget(v.deadline());
         let retired_at = v.previous_retired_at().await?;
         let gh = &self.app.api;
         self.managed(v, &current, true, async |token| {
             for k in gh.keys(token, owner, repo, until).await? {
-                if !is_stale(&k.title, &tag, current_version) {
+                let body = key_body(&k.key);
+                if !is_stale(&k.title, &tag, current_version) || current_key.as_ref() == Some(&body)
+                {
                     continue;
                 }
-                // The previous version's key keeps its minimum age, as every previous credential
-                // does; an orphan of a crashed attempt served nobody and goes at once.
-                if previous_title.as_deref() == Some(k.title.as_str()) {
+                // The previous version's key (by title, or by key after such a probe) keeps its
+                // minimum age, as every previous credential does; an orphan of a crashed attempt
+                // served nobody and goes at once.
+                if previous_title.as_deref() == Some(k.title.as_str())
+                    || previous_key.as_ref() == Some(&body)
+                {
                     let what = format!(
                         "deleting the previous deploy key {} on {owner}/{repo}",
                         k.id
@@ -318,7 +327,7 @@ impl Target for DeployKey {
                     v.may_retire_previous(when, &what).await?;
                 }
                 // GitHub's `last_used`: was the previous key used after it stopped being current?
-                if previous_key.as_ref() == Some(&key_body(&k.key))
+                if previous_key.as_ref() == Some(&body)
                     && let (Some(used), Some(at)) = (k.last_used.as_deref(), retired_at)
                     && api::parse_time(used).is_some_and(|u| u > at)
                 {
