@@ -26,18 +26,6 @@ pub const ROTATOR: &str = "redis-password";
 /// The administrator secrets `masterarn` may name (comma-separated ARNs, `*` wildcards).
 pub const ADMIN_SECRET_ARNS: &str = "REDIS_ADMIN_SECRET_ARNS";
 
-/// The variables this rotator reads besides `shared::config::ENV` and the password policy's.
-pub const ENV: &[&str] = &[
-    ADMIN_SECRET_ARNS,
-    elasticache::USER_ARNS,
-    elasticache::MEMORYDB_USER_ARNS,
-    "AWS_ENDPOINT_URL_ELASTICACHE",
-    "AWS_ENDPOINT_URL_MEMORYDB",
-    conn::CA_BUNDLE_FILE,
-    conn::CA_BUNDLE_PEM,
-    conn::TIMEOUT_SECONDS,
-];
-
 /// Characters never put in a generated password unless `EXCLUDE_CHARACTERS` says otherwise: the
 /// templates' `/@"'\` plus what breaks a `redis://user:password@host` URL or a config line, so a
 /// password can be pasted anywhere unescaped, and the comma, which ElastiCache refuses.
