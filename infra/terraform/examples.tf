@@ -42,7 +42,7 @@ locals {
 }
 
 # Pins a writer of the value cannot change (TagResource is a right of its own): what each
-# rotator may mint for the secret. See README, rotate-iam-access-key and rotate-github-token.
+# rotator may mint for the secret. See docs/rotators/iam-access-key.md and github-token.md.
 locals {
   example_tags = {
     "iam-access-key" = {

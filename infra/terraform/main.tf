@@ -82,6 +82,8 @@ locals {
         length(var.elasticache_user_arns) == 0 ? {} : { ELASTICACHE_USER_ARNS = join(",", var.elasticache_user_arns) },
         # The same for MemoryDB users.
         length(var.memorydb_user_arns) == 0 ? {} : { MEMORYDB_USER_ARNS = join(",", var.memorydb_user_arns) },
+        # An opt-in to AWS's template behaviour (README, KEEP_UNPROVEN_CURRENT_PASSWORD).
+        var.redis_keep_unproven_current_password ? { KEEP_UNPROVEN_CURRENT_PASSWORD = "true" } : {},
       )
       statements = concat(
         length(var.redis_admin_secret_arns) == 0 ? [] : [{

@@ -88,6 +88,12 @@ variable "elasticache_user_arns" {
   }
 }
 
+variable "redis_keep_unproven_current_password" {
+  description = "KEEP_UNPROVEN_CURRENT_PASSWORD: true lets the Redis rotator rotate an ElastiCache or MemoryDB user secret whose tags pin no redis:endpoint, keeping its current password beside the new one unproven, as AWS's ElastiCache template does (a writer of such a secret could plant a password the user keeps until the next rotation). Leave false and tag the endpoint where the function can reach it."
+  type        = bool
+  default     = false
+}
+
 variable "memorydb_user_arns" {
   description = "MemoryDB users (ARNs, wildcards allowed) whose passwords the Redis rotator may change (memorydb:UpdateUser and DescribeUsers on these only). Empty allows none."
   type        = list(string)
@@ -131,7 +137,7 @@ variable "db_ca_bundle_layer_arn" {
 }
 
 variable "password_length" {
-  description = "Length of the passwords the DB and random-password rotators generate (PASSWORD_LENGTH). Null keeps the default, 32."
+  description = "Length of the passwords the DB, Redis and random-password rotators generate (PASSWORD_LENGTH). Null keeps the default, 32."
   type        = number
   default     = null
   validation {

@@ -50,8 +50,10 @@ pub const RETIRE_MIN_AGE_DEFAULT: Duration = Duration::from_secs(7200);
 /// `RETIRE_PREVIOUS=next-rotation` retires it (`RETIRE_PREVIOUS_MIN_AGE_SECONDS`). The default,
 /// 2 h, is twice the longest common cache lifetime (AWS's caching clients and the Lambda extension
 /// refresh hourly), because "stopped being current" is read as the new version's creation, which
-/// precedes its promotion by the rotation's own run; and it is below Secrets Manager's shortest
-/// schedule (4 h), so scheduled rotations never wait for it.
+/// precedes its promotion by the rotation's own run. Scheduled rotations wait for it only when
+/// their windows let two start less than 2 h apart: `rate(4 hours)` (one-hour windows) never
+/// does, a schedule in days without a `Duration` (the whole UTC day) can, so the README asks for
+/// a `Duration` there.
 pub fn retire_min_age() -> Result<Duration, String> {
     const NAME: &str = "RETIRE_PREVIOUS_MIN_AGE_SECONDS";
     match non_empty_env(NAME) {

@@ -1564,3 +1564,34 @@ fn every_declared_token_secret_is_refreshed_and_named_to_the_function() {
         "the GitHub function's environment does not name the refreshed secrets"
     );
 }
+
+/// The Redis rotator's one trust opt-in is a setting of both templates, off by default: the
+/// function sees `KEEP_UNPROVEN_CURRENT_PASSWORD` only when the operator says `true`.
+#[test]
+fn keeping_an_unproven_redis_password_is_an_opt_in_of_both_templates() {
+    use serde_json::json;
+    let t = translated("everything");
+    let param = &t["Parameters"]["RedisKeepUnprovenCurrentPassword"];
+    assert_eq!(param["Default"], "false", "{param}");
+    assert_eq!(
+        t["Conditions"]["KeepUnprovenRedisPassword"],
+        json!({"Fn::Equals": [{"Ref": "RedisKeepUnprovenCurrentPassword"}, "true"]})
+    );
+    let env = &t["Resources"]["RedisPasswordFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["KEEP_UNPROVEN_CURRENT_PASSWORD"]["Fn::If"],
+        json!(["KeepUnprovenRedisPassword", "true", {"Ref": "AWS::NoValue"}])
+    );
+    let tf = terraform();
+    let variable = tf
+        .split("variable \"redis_keep_unproven_current_password\" {")
+        .nth(1)
+        .expect("Terraform variable redis_keep_unproven_current_password");
+    assert!(variable.contains("default     = false"), "{variable}");
+    assert!(
+        tf.contains(
+            "var.redis_keep_unproven_current_password ? { KEEP_UNPROVEN_CURRENT_PASSWORD = \"true\" } : {}"
+        ),
+        "Terraform does not pass the opt-in to the Redis function"
+    );
+}

@@ -756,7 +756,7 @@ mod tests {
         }
     }
 
-    /// The number of generated cases, reported in the README's reliability table.
+    /// The number of generated cases, reported in docs/figures.md's reliability table.
     const CASES: u32 = 3000;
 
     fn base64_encode(data: &[u8]) -> String {
