@@ -84,6 +84,10 @@ CASES = {
         "ExampleGitHubAppId": "123456",
         "ExampleGitHubInstallationId": "7890123",
         "GitHubTokenSecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-AbCdEf"],
+        "RotatedSecretArns": [
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-db-AbCdEf",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-deployer-*",
+        ],
         "KmsKeyArns": ["arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"],
         "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:rotation-alarms",
         "CreateExampleSecrets": "true",

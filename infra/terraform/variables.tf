@@ -299,6 +299,16 @@ variable "github_app_key_secret_arns" {
 }
 
 
+variable "rotated_secret_arns" {
+  description = "ARNs of the secrets the functions rotate (a trailing * allows a name's version suffix); each function refuses any other secret whose rotation names it, before any call. The example secrets and github_token_secret_arns are added on their own."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for a in var.rotated_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:[^,]+$", a)) && !can(regex("^[*]+$", a))])
+    error_message = "rotated_secret_arns takes Secrets Manager secret ARNs (a * allowed), without commas."
+  }
+}
+
 variable "github_token_secret_arns" {
   description = "Full ARNs of the installation-token secrets (kind app-installation-token, tagged as the README says, rotation enabled with this function) the GitHub rotator refreshes, besides the example's: one schedule refreshes them all, and the function's pre-flight fails a token secret missing here. Every token secret needs it: Secrets Manager rotates at most every 4 hours, tokens live 60 minutes."
   type        = list(string)

@@ -41,6 +41,7 @@ pub const ENV: &[&str] = &[
     "METRICS_NAMESPACE",
     "RETIRE_PREVIOUS",
     "RETIRE_PREVIOUS_MIN_AGE_SECONDS",
+    crate::rotated::ENV,
 ];
 
 /// `RETIRE_PREVIOUS_MIN_AGE_SECONDS` unset or blank.

@@ -22,7 +22,12 @@ pub async fn serve(
 ) -> Result<(), lambda_runtime::Error> {
     let retire =
         Retire::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let store = Arc::new(AwsStore::new(crate::config::secrets_manager(sdk)));
+    let rotated = crate::rotated::Rotated::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let store = Arc::new(AwsStore::rotating(
+        crate::config::secrets_manager(sdk),
+        rotated,
+    ));
     let target = Arc::new(target);
     let writes = Arc::new(crate::simulate::IamSimulation::new(sdk));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod random;
 pub mod refresh;
 pub mod retry;
+pub mod rotated;
 pub mod secret;
 pub mod simulate;
 pub mod store;

@@ -67,6 +67,7 @@ async fn gated_step(
         .await
         .map_err(|e| fail(&event.secret_id, e.into()))?;
     let arn = meta.arn.clone();
+    store.may_rotate(&arn).map_err(|e| fail(&arn, Error::Gate(e)))?;
     let gate = gate::check(&meta, &event.token).map_err(|e| fail(&arn, Error::Gate(e)))?;
     let mut versions = Versions::new(store, meta, &event.token, deadline);
     let result = match (event.step, gate) {

@@ -69,13 +69,12 @@ async fn refresh(
         .await
         .map_err(|e| fail(secret_id, Step::Create, e.into()))?;
     let arn = meta.arn.clone();
-    if !target.refreshable() {
-        return Err(fail(
-            &arn,
-            Step::Create,
-            Error::Gate("this function has no refresh; schedule RotateSecret instead".into()),
-        ));
-    }
+    store
+        .may_rotate(&arn)
+        .map_err(|e| fail(&arn, Step::Create, Error::Gate(e)))?;
+    target
+        .refreshable(&arn)
+        .map_err(|e| fail(&arn, Step::Create, Error::Gate(e)))?;
     if !meta.rotation_enabled {
         return Err(fail(
             &arn,

@@ -69,10 +69,11 @@ pub trait Target: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Whether a scheduled refresh (`refresh::run`) may serve this target: its credentials expire
-    /// on their own, so a pending value a failed rotation left may be dropped, not waited on.
-    fn refreshable(&self) -> bool {
-        false
+    /// Whether a scheduled refresh (`refresh::run`) may serve the secret `arn`: its credentials
+    /// expire on their own, so a pending value a failed rotation left may be dropped, not waited
+    /// on. `Err` says why not.
+    fn refreshable(&self, _arn: &str) -> Result<(), String> {
+        Err("this function has no refresh; schedule RotateSecret instead".into())
     }
 }
 

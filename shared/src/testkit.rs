@@ -60,6 +60,10 @@ impl FaultyStore<'_> {
 
 #[async_trait]
 impl SecretStore for FaultyStore<'_> {
+    fn may_rotate(&self, arn: &str) -> Result<(), String> {
+        self.inner.may_rotate(arn)
+    }
+
     async fn describe(&self, secret_id: &str) -> Result<SecretMeta, StoreError> {
         let r = self.inner.describe(secret_id).await;
         self.tick("DescribeSecret", r)

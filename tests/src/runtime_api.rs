@@ -205,6 +205,9 @@ impl Function {
     }
 }
 
+/// The secrets a test function rotates unless the test names its own (`ROTATED_SECRET_ARNS`).
+pub const TEST_SECRETS: &str = "arn:aws:secretsmanager:*:123456789012:secret:*";
+
 fn spawn(
     binary: &Path,
     env: &[(String, String)],
@@ -226,6 +229,8 @@ fn spawn(
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
         // The most verbose level, so the tests' leak checks see everything a function can log.
         .env("LOG_LEVEL", "trace")
+        // Every secret of the tests' account; a test narrows it by giving its own.
+        .env(shared::rotated::ENV, TEST_SECRETS)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

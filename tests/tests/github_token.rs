@@ -41,6 +41,7 @@ struct Rig {
     base: e2e::rig::Rig,
     gh: GitHub,
     key_arn: String,
+    vars: Vec<(String, String)>,
 }
 
 impl std::ops::Deref for Rig {
@@ -135,7 +136,24 @@ impl Rig {
             base: e2e::rig::Rig::with_client(client, BINARY, &vars).await,
             gh,
             key_arn,
+            vars,
         }
+    }
+
+    /// Restarts the function with `GITHUB_TOKEN_SECRET_ARNS` naming `arns`, as the templates
+    /// fill it from the secrets their refresh schedule names.
+    async fn refreshing(&mut self, arns: &[&str]) {
+        let vars = e2e::rig::env_with(
+            self.vars.clone(),
+            &[("GITHUB_TOKEN_SECRET_ARNS", &arns.join(","))],
+        );
+        let function =
+            e2e::runtime_api::Function::start(&e2e::workspace_binary(BINARY), &vars, false)
+                .await
+                .unwrap();
+        std::mem::replace(&mut self.base.function, function)
+            .stop()
+            .await;
     }
 
     /// A secret holding `value`, tagged with the pin that allows exactly what it asks for (a
@@ -1141,6 +1159,7 @@ async fn a_failed_refresh_never_blocks_the_next() {
     let mut rig = Rig::new(&[]).await;
     let arn = rig.secret(rig.token_secret(FULL)).await;
     rig.rotate_ok(&arn).await;
+    rig.refreshing(&[&arn]).await;
     let stuck = rig.begin_and_run(&arn, &[Step::Create, Step::Set]).await;
     rig.gh.state.lock().unwrap().outage = true;
     driver::step(
@@ -1414,6 +1433,7 @@ async fn one_refresh_event_refreshes_every_secret_and_one_failure_stops_none() {
         rig.secret(rig.token_secret(FULL)).await,
     ];
     let failing = rig.secret(rig.token_secret(NARROW)).await;
+    rig.refreshing(&[&healthy[0], &healthy[1], &failing]).await;
     for arn in healthy.iter().chain([&failing]) {
         rig.rotate_ok(arn).await;
     }
@@ -1540,4 +1560,61 @@ async fn a_finished_probe_never_costs_the_live_deploy_key() {
         "the key AWSCURRENT held was deleted: {live:?} -> {after:?}"
     );
     assert_eq!(after.len(), 2, "{after:?}");
+}
+
+/// A refresh serves only the installation-token secrets the stack's schedule names
+/// (`GITHUB_TOKEN_SECRET_ARNS`): a refresh drops an in-flight `AWSPENDING`, so one sent by anyone
+/// who may invoke the function, naming a deploy key mid-rotation or an unlisted token secret, is
+/// refused naming the variable and changes nothing, while a listed secret in the same event is
+/// refreshed.
+#[tokio::test]
+async fn a_refresh_serves_only_the_token_secrets_of_the_schedule() {
+    use e2e::runtime_api::Reply;
+    let mut rig = Rig::new(&[]).await;
+    let key = rig.secret(rig.key_secret("web")).await;
+    let unlisted = rig.secret(rig.token_secret(FULL)).await;
+    let listed = rig.secret(rig.token_secret(FULL)).await;
+    rig.refreshing(&[&listed]).await;
+    for arn in [&key, &unlisted, &listed] {
+        rig.rotate_ok(arn).await;
+    }
+    let in_flight = rig.begin_and_run(&key, &[Step::Create, Step::Set]).await;
+    let before = [
+        rig.value(&key, AWSCURRENT).await,
+        rig.value(&unlisted, AWSCURRENT).await,
+        rig.value(&listed, AWSCURRENT).await,
+    ];
+    let event = json!({"Step": "refresh", "SecretIds": [key, unlisted, listed]});
+    let Reply::Error(e) = rig
+        .function
+        .invoke(&event, Duration::from_secs(60))
+        .await
+        .unwrap()
+    else {
+        panic!("a refresh naming unlisted secrets succeeded")
+    };
+    for part in [
+        key.as_str(),
+        unlisted.as_str(),
+        "GITHUB_TOKEN_SECRET_ARNS does not name this secret",
+        "2 of 3",
+    ] {
+        assert!(e.contains(part), "{e} should contain {part}");
+    }
+    let labels = rig.store.describe(&key).await.unwrap().labels;
+    assert_eq!(
+        labels.version_with(AWSPENDING),
+        Some(in_flight.as_str()),
+        "{labels:?}"
+    );
+    assert_eq!(rig.value(&key, AWSCURRENT).await, before[0]);
+    assert_eq!(rig.value(&unlisted, AWSCURRENT).await, before[1]);
+    assert_ne!(
+        rig.value(&listed, AWSCURRENT).await["token"],
+        before[2]["token"]
+    );
+    // The deploy key's own rotation goes on.
+    let opts = rig.options().resuming();
+    let r = rig.retry(&key, &in_flight, &opts).await;
+    assert!(r.succeeded(), "{:?}", r.steps);
 }

@@ -590,12 +590,16 @@ async fn a_pending_value_for_another_user_is_refused() {
         .await
         .unwrap();
     let foreign = json!({"UserName": other, "AccessKeyId": ok, "SecretAccessKey": os});
+    // Sealed as createSecret would, which takes reading AWSCURRENT: the user check behind the
+    // seal still refuses it.
+    let admin_store = shared::store::AwsStore::new(rig.admin.sm.clone());
+    let foreign = stack::sealed(&admin_store, &arn, &token, &foreign.to_string()).await;
     rig.admin
         .sm
         .put_secret_value()
         .secret_id(&arn)
         .client_request_token(&token)
-        .secret_string(foreign.to_string())
+        .secret_string(foreign)
         .version_stages(AWSPENDING)
         .send()
         .await
@@ -936,4 +940,64 @@ async fn a_break_glass_key_made_during_a_stall_is_not_an_orphan() {
         rig.admin.keys(&user).await,
         sorted(vec![(k0, true), (break_glass, true)])
     );
+}
+
+/// A secret of one's own, tagged to name another user under the path and pointed at this
+/// function, is refused before any IAM call: the function rotates only the secrets its
+/// configuration names (`ROTATED_SECRET_ARNS`), which a secret's creator cannot change. Its
+/// pre-flight stops at the same check, and a listed secret of the same shape still rotates.
+#[tokio::test]
+async fn a_secret_the_function_does_not_rotate_is_refused_before_any_call() {
+    let listed = stack::unique("iam-listed");
+    let list = format!("arn:aws:secretsmanager:*:*:secret:{listed}-*");
+    let mut rig = Rig::with_env(
+        "next-rotation",
+        true,
+        iam::url(),
+        &[(shared::rotated::ENV, &list)],
+    )
+    .await;
+    let fresh_user_and_secret = async |name: &str| {
+        let user = e2e::db::unique_user("fresh");
+        rig.admin
+            .iam
+            .create_user()
+            .user_name(&user)
+            .path(PATH)
+            .send()
+            .await
+            .unwrap();
+        let placeholder =
+            json!({"UserName": user, "AccessKeyId": "none-yet", "SecretAccessKey": "none-yet"});
+        let arn = stack::create_secret(&rig.admin.sm, name, &placeholder.to_string()).await;
+        rig.pin(&arn, &user).await;
+        (user, arn)
+    };
+    let (victim, mine) = fresh_user_and_secret(&stack::unique("iam-mine")).await;
+    let (user, ours) = fresh_user_and_secret(&listed).await;
+
+    let err = create_refused(&rig.rotate(&mine, false).await);
+    for part in [
+        mine.as_str(),
+        shared::rotated::ENV,
+        "does not name",
+        "nothing was read or changed",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert!(rig.admin.keys(&victim).await.is_empty());
+    let report = rig.preflight(&mine).await;
+    let rotated = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "rotated secrets")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(rotated["status"], "failed", "{report}");
+    assert_eq!(report["checks"].as_array().unwrap().len(), 2, "{report}");
+
+    let r = rig.rotate(&ours, false).await;
+    assert!(r.succeeded(), "{:?}", r.steps);
+    assert_eq!(rig.admin.keys(&user).await.len(), 1);
+    assert!(rig.admin.keys(&victim).await.is_empty());
 }

@@ -1595,3 +1595,85 @@ fn keeping_an_unproven_redis_password_is_an_opt_in_of_both_templates() {
         "Terraform does not pass the opt-in to the Redis function"
     );
 }
+
+/// Each function rotates only the secrets its `ROTATED_SECRET_ARNS` names (`shared::rotated`):
+/// the templates fill it from `RotatedSecretArns` / `rotated_secret_arns`, the function's own
+/// example secret and, for the GitHub rotator, the token secrets its schedule refreshes. SAM:
+/// evaluated on the translated template, with and without the parameter and the examples, and
+/// read back with the function's own parser. Terraform: every function's environment takes it.
+#[test]
+fn each_function_rotates_the_listed_secrets_its_example_and_nothing_else() {
+    let t = translated("everything");
+    let resources = &t["Resources"];
+    let listed = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-db-AbCdEf";
+    let token = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-GhIjKl";
+    let other = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mine-XyZaBc";
+    let functions = [
+        ("DbPasswordFunction", Some("ExampleDbSecret")),
+        ("IamAccessKeyFunction", Some("ExampleIamSecret")),
+        ("GitHubTokenFunction", Some("ExampleGitHubTokenSecret")),
+        (
+            "RandomPasswordFunction",
+            Some("ExampleRandomPasswordSecret"),
+        ),
+        ("RedisPasswordFunction", None),
+    ];
+    for examples in [false, true] {
+        for declared in ["", listed] {
+            let mut params: BTreeMap<&str, &str> = BTreeMap::new();
+            params.insert("RotatedSecretArns", declared);
+            params.insert("GitHubTokenSecretArns", token);
+            if examples {
+                params.extend([
+                    ("CreateExampleSecrets", "true"),
+                    (
+                        "GitHubAppKeySecretArn",
+                        "arn:aws:secretsmanager:us-east-1:123456789012:secret:gh-app-*",
+                    ),
+                    ("ExampleGitHubAppId", "123456"),
+                    ("ExampleGitHubInstallationId", "7890123"),
+                    ("ExampleDbHost", "db.example.internal"),
+                    ("ExampleDbPassword", "example-password"),
+                ]);
+            }
+            for (function, example) in functions {
+                let case =
+                    format!("{function}, examples {examples}, RotatedSecretArns `{declared}`");
+                let env = &resources[function]["Properties"]["Environment"]["Variables"];
+                let value = match evaluate(&t, &params, &env[shared::rotated::ENV]) {
+                    Some(serde_json::Value::String(s)) => s,
+                    other => panic!("{case}: {other:?}"),
+                };
+                let got: BTreeSet<&str> = value.split(',').filter(|s| !s.is_empty()).collect();
+                let mut want: BTreeSet<String> = BTreeSet::new();
+                want.extend((!declared.is_empty()).then(|| declared.to_owned()));
+                if examples && let Some(e) = example {
+                    want.insert(format!("ref:{e}"));
+                }
+                if function == "GitHubTokenFunction" {
+                    want.insert(token.to_owned());
+                }
+                let want: BTreeSet<&str> = want.iter().map(String::as_str).collect();
+                assert_eq!(got, want, "{case}");
+                let rotated = shared::rotated::Rotated::parse(&value).unwrap();
+                assert_eq!(
+                    rotated.check(listed).is_ok(),
+                    !declared.is_empty(),
+                    "{case}"
+                );
+                assert!(rotated.check(other).is_err(), "{case}");
+            }
+        }
+    }
+    let tf = terraform();
+    assert!(
+        tf.contains(
+            "{ ROTATED_SECRET_ARNS = join(\",\", concat(\n        var.rotated_secret_arns,"
+        ),
+        "main.tf: every function's environment takes rotated_secret_arns"
+    );
+    assert!(
+        tf.contains("variable \"rotated_secret_arns\""),
+        "variables.tf"
+    );
+}

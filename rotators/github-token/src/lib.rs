@@ -403,9 +403,18 @@ impl Target for GitHubToken {
     }
 
     /// Installation tokens expire within the hour, so the templates refresh them on a schedule
-    /// (`shared::refresh`); a pending token a failed rotation left serves nobody. A deploy key's
-    /// left-over pending key is ours by its title, and the next retirement deletes it.
-    fn refreshable(&self) -> bool {
-        true
+    /// (`shared::refresh`); a pending token a failed rotation left serves nobody. Only the token
+    /// secrets that schedule names: a refresh drops an in-flight `AWSPENDING`, which a deploy
+    /// key's rotation (or a direct invocation naming any other secret) must keep.
+    fn refreshable(&self, arn: &str) -> Result<(), String> {
+        if self.token.app.refreshed.contains(arn) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} does not name this secret: only the installation-token secrets the stack's \
+                 schedule refreshes are refreshed here; rotate anything else with RotateSecret",
+                RefreshList::ENV
+            ))
+        }
     }
 }

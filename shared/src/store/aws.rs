@@ -9,11 +9,21 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 #[derive(Clone)]
 pub struct AwsStore {
     client: Client,
+    rotated: crate::rotated::Rotated,
 }
 
 impl AwsStore {
+    /// A store that may rotate no secret: for reading and labelling only (tools, tests).
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            rotated: Default::default(),
+        }
+    }
+
+    /// The function's store: it rotates the secrets `rotated` names.
+    pub fn rotating(client: Client, rotated: crate::rotated::Rotated) -> Self {
+        Self { client, rotated }
     }
 }
 
@@ -41,6 +51,10 @@ where
 
 #[async_trait]
 impl SecretStore for AwsStore {
+    fn may_rotate(&self, arn: &str) -> Result<(), String> {
+        self.rotated.check(arn)
+    }
+
     async fn describe(&self, secret_id: &str) -> Result<SecretMeta, StoreError> {
         let _waiting = crate::retry::waiting_for("Secrets Manager DescribeSecret");
         let out = self

@@ -58,6 +58,10 @@ pub enum StoreError {
 pub trait SecretStore: Send + Sync {
     async fn describe(&self, secret_id: &str) -> Result<SecretMeta, StoreError>;
 
+    /// Whether this function rotates the secret `arn` (`crate::rotated`). Every step, refresh and
+    /// pre-flight asks it of the ARN `describe` resolved, before anything else.
+    fn may_rotate(&self, arn: &str) -> Result<(), String>;
+
     /// Reads one version. The stage is always given: moto answers a read by version id alone with
     /// a stale default version after labels move, and naming the stage also guards against races.
     async fn get_value(
