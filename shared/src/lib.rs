@@ -20,6 +20,7 @@ pub mod random;
 pub mod refresh;
 pub mod retry;
 pub mod rotated;
+pub mod seal;
 pub mod secret;
 pub mod simulate;
 pub mod store;

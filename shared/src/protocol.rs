@@ -5,6 +5,7 @@ use crate::error::{Error, StepError};
 use crate::event::{RotationEvent, Step};
 use crate::gate::{self, Gate};
 use crate::retry;
+use crate::seal;
 use crate::store::{AWSCURRENT, AWSPENDING, SecretStore, StoreError};
 use crate::target::{Target, TargetKind, Versions};
 use std::time::SystemTime;
@@ -67,25 +68,44 @@ async fn gated_step(
         .await
         .map_err(|e| fail(&event.secret_id, e.into()))?;
     let arn = meta.arn.clone();
-    store.may_rotate(&arn).map_err(|e| fail(&arn, Error::Gate(e)))?;
+    store
+        .may_rotate(&arn)
+        .map_err(|e| fail(&arn, Error::Gate(e)))?;
     let gate = gate::check(&meta, &event.token).map_err(|e| fail(&arn, Error::Gate(e)))?;
     let mut versions = Versions::new(store, meta, &event.token, deadline);
     let result = match (event.step, gate) {
         (Step::Finish, _) => finish(store, target, &mut versions, gate, retire).await,
         (_, Gate::AlreadyCurrent) => Ok(Outcome::AlreadyDone),
         (Step::Create, Gate::Pending) => create(store, target, &versions, event, retire).await,
-        (Step::Set, Gate::Pending) => {
-            abandon_if_dead(store, &versions, target.set(&versions).await)
-                .await
-                .map(|()| Outcome::Done)
-        }
-        (Step::Test, Gate::Pending) => {
-            abandon_if_dead(store, &versions, target.test(&versions).await)
+        (Step::Set | Step::Test, Gate::Pending) => {
+            let result = sealed_then(target, &versions, event.step).await;
+            abandon_if_dead(store, &versions, result)
                 .await
                 .map(|()| Outcome::Done)
         }
     };
     result.map_err(|e| fail(&arn, e))
+}
+
+/// setSecret, testSecret (`step`) and finishSecret's re-test (`Step::Test`), once the pending
+/// value's seal is checked: unless it is Secrets Manager's probe (a copy of `AWSCURRENT`, which no
+/// createSecret made), a value without createSecret's valid seal was stored under the rotation's
+/// version by someone else, and is dead: it is never set on the service nor promoted.
+async fn sealed_then(target: &dyn Target, v: &Versions<'_>, step: Step) -> Result<(), Error> {
+    if !v.is_probe().await {
+        let key = target.seal_key(v).await?;
+        seal::verify(&key, v.arn(), v.token(), v.pending().await?).map_err(|broken| {
+            Error::dead(format!(
+                "the AWSPENDING value has no valid seal ({broken}): createSecret of this function did \
+                 not make this value (it was written under the rotation's version by another \
+                 writer), so it is neither set nor promoted"
+            ))
+        })?;
+    }
+    match step {
+        Step::Set => target.set(v).await,
+        _ => target.test(v).await,
+    }
 }
 
 /// setSecret, testSecret and finishSecret's re-test. A pending credential that is provably dead
@@ -141,7 +161,26 @@ pub(crate) async fn create(
     if retire == Retire::NextRotation {
         target.retire(v, retire).await?;
     }
-    let new = target.create(v).await?;
+    let minted = target.create(v).await?;
+    // Sealed, so the later steps can tell it from a value someone else stored under the version.
+    let new = match target.seal_key(v).await.and_then(|key| {
+        seal::seal(&key, arn, token, &minted).map_err(|broken| {
+            Error::value(
+                AWSPENDING,
+                format!("createSecret made a value that cannot be sealed: {broken}"),
+            )
+        })
+    }) {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            if target.kind() == TargetKind::Issuer
+                && let Err(d) = target.discard(v, &minted).await
+            {
+                tracing::warn!(error = %d, "could not discard the value that was not stored; the next createSecret cleans it up");
+            }
+            return Err(e);
+        }
+    };
     let rotation_token = event.rotation_token.as_deref();
     let Err(put_error) = store.put_pending(arn, token, &new, rotation_token).await else {
         return Ok(Outcome::Done);
@@ -152,7 +191,7 @@ pub(crate) async fn create(
         match store.get_value(arn, Some(token), AWSPENDING).await {
             Ok(stored) if stored.value == new => return Ok(Outcome::Done),
             Ok(_) | Err(StoreError::NotFound(_)) => {
-                if let Err(e) = target.discard(v, &new).await {
+                if let Err(e) = target.discard(v, &minted).await {
                     tracing::warn!(error = %e, "could not discard the value that was not stored; the next createSecret cleans it up");
                 }
             }
@@ -177,7 +216,7 @@ async fn finish(
     if gate == Gate::Pending {
         // Secrets Manager calls finishSecret only after testSecret passed, but a manual or
         // out-of-order invocation must not promote a placeholder or a value that does not work.
-        abandon_if_dead(store, v, target.test(v).await).await?;
+        abandon_if_dead(store, v, sealed_then(target, v, Step::Test).await).await?;
         let current = v
             .labels()
             .version_with(AWSCURRENT)

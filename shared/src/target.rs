@@ -69,6 +69,13 @@ pub trait Target: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The key of createSecret's seal (`seal.rs`): what a writer who may only call
+    /// `PutSecretValue` cannot read. By default the `AWSCURRENT` value, which most steps read
+    /// anyway (`Versions` caches it, so no extra call).
+    async fn seal_key(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        Ok(v.current().await?.clone())
+    }
+
     /// Whether a scheduled refresh (`refresh::run`) may serve the secret `arn`: its credentials
     /// expire on their own, so a pending value a failed rotation left may be dropped, not waited
     /// on. `Err` says why not.

@@ -159,6 +159,56 @@ async fn the_dead_pending_rule_never_takes_the_label_off_a_probe() {
     assert_eq!(store.value_of(&arn, AWSCURRENT), Some(seed));
 }
 
+/// A value someone else stored under the rotation's version before createSecret (which keeps
+/// it, as a retry must) lacks createSecret's seal (`shared::seal`): setSecret, testSecret and
+/// finishSecret refuse it as dead, `AWSPENDING` is removed, `AWSCURRENT` stays, and the next
+/// rotation succeeds. The planted key is one the service accepts, so only the seal stops it.
+#[tokio::test]
+async fn a_value_planted_before_create_is_never_set_or_promoted() {
+    let store = MemoryStore::new();
+    let faults = Faults::default();
+    let service = KeyService::new(&faults);
+    let seed = service.seed();
+    let arn = store.create_secret("planted", &seed);
+    for (step, token) in [(Step::Set, "t1"), (Step::Test, "t2"), (Step::Finish, "t3")] {
+        store.begin_rotation(&arn, token).unwrap();
+        let planted = shared::SecretString::from(service.seed());
+        shared::store::SecretStore::put_pending(&store, &arn, token, &planted, None)
+            .await
+            .unwrap();
+        let (store, service, arn) = (&store, &service, &arn);
+        let run = |step| {
+            let event = RotationEvent::new(step, arn, token);
+            async move { run_step(store, service, &event, None, Retire::Finish).await }
+        };
+        assert_eq!(
+            run(Step::Create).await.unwrap(),
+            shared::Outcome::AlreadyDone
+        );
+        let err = run(step).await.unwrap_err();
+        assert_eq!(err.error.kind(), "dead-pending", "{step}: {err}");
+        let err = err.to_string();
+        for part in [
+            "field `createsecret_seal` is missing",
+            "createSecret of this function did not make this value",
+            "AWSPENDING was removed",
+        ] {
+            assert!(err.contains(part), "{step}: {err} should contain {part}");
+        }
+        assert!(!store.labels(arn).has(token, AWSPENDING), "{step}");
+        assert_eq!(
+            store.value_of(arn, AWSCURRENT),
+            Some(seed.clone()),
+            "{step}"
+        );
+    }
+    store.begin_rotation(&arn, "t4").unwrap();
+    testkit::attempt(&store, &service, &arn, "t4")
+        .await
+        .unwrap();
+    assert_ne!(store.value_of(&arn, AWSCURRENT), Some(seed));
+}
+
 /// What happens to a rotation: a step invoked (repeated, out of order), or someone outside the
 /// rotation revoking the pending key.
 #[derive(Clone, Copy, Debug)]

@@ -124,6 +124,17 @@ pub async fn begin_probe(client: &Client, secret_id: &str, lambda_arn: &str) -> 
     probe
 }
 
+/// `value` with the seal the function's createSecret gives a pending value of version `token`
+/// (`shared::seal`, keyed by `AWSCURRENT`, the default `Target::seal_key`). Only a writer who can
+/// also read `AWSCURRENT` could make it: tests use it to reach the checks behind the seal.
+pub async fn sealed(store: &AwsStore, secret_id: &str, token: &str, value: &str) -> String {
+    let arn = store.describe(secret_id).await.unwrap().arn;
+    let current = store.get_value(&arn, None, AWSCURRENT).await.unwrap().value;
+    let value = SecretString::from(value);
+    let sealed = shared::seal::seal(&current, &arn, token, &value).unwrap();
+    sealed.expose().to_owned()
+}
+
 pub async fn create_secret(client: &Client, name: &str, value: &str) -> String {
     client
         .create_secret()

@@ -465,6 +465,110 @@ async fn the_previous_password_never_goes_to_another_server() {
     }
 }
 
+/// A writer who may only call PutSecretValue stores their own value under the rotation's version
+/// (labelled `AWSPENDING` by RotateSecret) before createSecret runs. createSecret keeps it (a
+/// retry must), but it lacks createSecret's seal: setSecret refuses it as dead before it logs in
+/// anywhere, `AWSPENDING` is removed, the writer's password never logs in, `AWSCURRENT` keeps
+/// working and the next rotation succeeds.
+#[tokio::test]
+async fn a_value_planted_before_create_secret_is_dead() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("planted");
+        kind.create_user(&user, "Live-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let arn = rig
+            .secret("db-planted", &kind.secret(&user, "Live-pw-1"))
+            .await;
+        let before = rig.value(&arn, AWSCURRENT).await;
+        let token = rig.begin_and_run(&arn, &[]).await;
+        rig.client
+            .put_secret_value()
+            .secret_id(&arn)
+            .client_request_token(&token)
+            .secret_string(kind.secret(&user, "Writer-pw-1").to_string())
+            .version_stages(AWSPENDING)
+            .send()
+            .await
+            .unwrap();
+        let timeout = Duration::from_secs(30);
+        driver::step(&mut rig.function, Step::Create, &arn, &token, timeout)
+            .await
+            .unwrap();
+        let error = driver::step(&mut rig.function, Step::Set, &arn, &token, timeout)
+            .await
+            .unwrap_err();
+        for part in [
+            "field `createsecret_seal` is missing",
+            "createSecret of this function did not make this value",
+            "AWSPENDING was removed",
+        ] {
+            assert!(
+                error.contains(part),
+                "{}: {error} should contain {part}",
+                kind.engine()
+            );
+        }
+        let labels = rig.store.describe(&arn).await.unwrap().labels;
+        assert_eq!(labels.version_with(AWSPENDING), None);
+        assert_eq!(rig.value(&arn, AWSCURRENT).await, before);
+        assert!(kind.login(&user, "Writer-pw-1").await.is_err());
+        kind.login(&user, "Live-pw-1").await.unwrap();
+        rig.rotate_ok(&arn).await;
+        let (_, new) = creds(&rig.value(&arn, AWSCURRENT).await);
+        kind.login(&user, &new).await.unwrap();
+        assert!(kind.login(&user, "Writer-pw-1").await.is_err());
+        rig.assert_no_leak(&["Live-pw-1", "Writer-pw-1", new.as_str()]);
+    }
+}
+
+/// The same writer first replaces `AWSCURRENT` with a value they know (the live password moves to
+/// `AWSPREVIOUS`, on which setSecret falls back), then plants a value sealed with it. The DB
+/// rotator's seal is keyed by `AWSPREVIOUS` too, which the writer cannot read: still dead, and the
+/// live password is the user's until the next rotation replaces it.
+#[tokio::test]
+async fn a_value_sealed_by_a_writer_of_awscurrent_is_dead() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("resealed");
+        kind.create_user(&user, "Live-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let arn = rig
+            .secret("db-resealed", &kind.secret(&user, "Live-pw-1"))
+            .await;
+        put_current(&rig, &arn, &kind.secret(&user, "Known-pw-1")).await;
+        let token = rig.begin_and_run(&arn, &[]).await;
+        let planted = kind.secret(&user, "Writer-pw-1").to_string();
+        rig.client
+            .put_secret_value()
+            .secret_id(&arn)
+            .client_request_token(&token)
+            .secret_string(stack::sealed(&rig.store, &arn, &token, &planted).await)
+            .version_stages(AWSPENDING)
+            .send()
+            .await
+            .unwrap();
+        let timeout = Duration::from_secs(30);
+        let error = driver::step(&mut rig.function, Step::Set, &arn, &token, timeout)
+            .await
+            .unwrap_err();
+        for part in [
+            "field `createsecret_seal` does not match",
+            "AWSPENDING was removed",
+        ] {
+            assert!(
+                error.contains(part),
+                "{}: {error} should contain {part}",
+                kind.engine()
+            );
+        }
+        assert!(kind.login(&user, "Writer-pw-1").await.is_err());
+        kind.login(&user, "Live-pw-1").await.unwrap();
+        rig.rotate_ok(&arn).await;
+        let (_, new) = creds(&rig.value(&arn, AWSCURRENT).await);
+        kind.login(&user, &new).await.unwrap();
+        rig.assert_no_leak(&["Live-pw-1", "Writer-pw-1", new.as_str()]);
+    }
+}
+
 /// An alternating-users secret for `user` with the stack's superuser as master; returns
 /// (secret ARN, master ARN).
 async fn alternating_secret(rig: &Rig, kind: Kind, user: &str, password: &str) -> (String, String) {

@@ -1234,7 +1234,10 @@ async fn a_value_planted_under_the_rotation_is_never_used() {
         stack::begin_rotation(&rig.client, arn, &token, &stack::function_arn(BINARY))
             .await
             .unwrap();
-        let value = shared::SecretString::from(planted.to_string().as_str());
+        // With the shared seal (`shared::seal`, keyed by AWSCURRENT, which a writer who also
+        // read it could make): GitHub's own seal, keyed by the App's key, still refuses it.
+        let planted = stack::sealed(&rig.store, arn, &token, &planted.to_string()).await;
+        let value = shared::SecretString::from(planted.as_str());
         rig.store
             .put_pending(arn, &token, &value, None)
             .await

@@ -195,7 +195,9 @@ async fn finish_secret_makes_one_label_call() {
         .collect();
     let want: BTreeMap<String, u64> = [
         ("SecretsManager:DescribeSecret", 4),
-        ("SecretsManager:GetSecretValue", 5),
+        // createSecret: AWSPENDING (none yet) and AWSCURRENT; setSecret, testSecret and
+        // finishSecret: AWSPENDING, and AWSCURRENT for the probe check and createSecret's seal.
+        ("SecretsManager:GetSecretValue", 8),
         ("SecretsManager:PutSecretValue", 1),
         ("SecretsManager:UpdateSecretVersionStage", 1),
     ]

@@ -578,7 +578,17 @@ async fn a_pending_value_for_another_user_is_refused() {
         .put_secret_value()
         .secret_id(&arn)
         .client_request_token(&token)
-        .secret_string(server.secret(&victim, "Writer-pw-1", &admin).to_string())
+        // Sealed as createSecret would, which takes reading AWSCURRENT: the user check behind
+        // the seal still refuses it.
+        .secret_string(
+            stack::sealed(
+                &rig.store,
+                &arn,
+                &token,
+                &server.secret(&victim, "Writer-pw-1", &admin).to_string(),
+            )
+            .await,
+        )
         .version_stages(AWSPENDING)
         .send()
         .await
@@ -590,6 +600,67 @@ async fn a_pending_value_for_another_user_is_refused() {
     assert!(error.contains("field `username` differs"), "{error}");
     assert_eq!(server.acl(&victim).await, victim_acl);
     assert_eq!(server.acl(&user).await.1.len(), 1);
+}
+
+/// A writer who may only call PutSecretValue stores their own value under the rotation's version
+/// (labelled `AWSPENDING` by RotateSecret) before createSecret runs. createSecret keeps it (a
+/// retry must), but it lacks createSecret's seal: setSecret refuses it as dead without touching
+/// the server, `AWSPENDING` is removed, the writer's password never logs in, `AWSCURRENT` keeps
+/// working and the next rotation succeeds.
+#[tokio::test]
+async fn a_value_planted_before_create_secret_is_dead() {
+    let server = Server::Redis;
+    let mut rig = Rig::new(&[]).await;
+    let admin = rig.admin_secret(server).await;
+    let user = unique_user("app");
+    server.create_user(&user, "Initial-pw-1").await;
+    let arn = rig
+        .secret("redis-app", &server.secret(&user, "Initial-pw-1", &admin))
+        .await;
+    let before = rig.value(&arn, AWSCURRENT).await;
+    let acl = server.acl(&user).await;
+    let token = rig.begin_and_run(&arn, &[]).await;
+    rig.client
+        .put_secret_value()
+        .secret_id(&arn)
+        .client_request_token(&token)
+        .secret_string(server.secret(&user, "Writer-pw-1", &admin).to_string())
+        .version_stages(AWSPENDING)
+        .send()
+        .await
+        .unwrap();
+    let timeout = std::time::Duration::from_secs(30);
+    driver::step(
+        &mut rig.function,
+        shared::Step::Create,
+        &arn,
+        &token,
+        timeout,
+    )
+    .await
+    .unwrap();
+    let error = driver::step(&mut rig.function, shared::Step::Set, &arn, &token, timeout)
+        .await
+        .unwrap_err();
+    for part in [
+        "field `createsecret_seal` is missing",
+        "createSecret of this function did not make this value",
+        "AWSPENDING was removed",
+    ] {
+        assert!(error.contains(part), "{error} should contain {part}");
+    }
+    let labels = rig.store.describe(&arn).await.unwrap().labels;
+    assert_eq!(labels.version_with(AWSPENDING), None);
+    assert_eq!(rig.value(&arn, AWSCURRENT).await, before);
+    assert_eq!(server.acl(&user).await, acl, "the user was not changed");
+    assert!(server.login(&user, "Writer-pw-1").await.is_err());
+    server.login(&user, "Initial-pw-1").await.unwrap();
+    rig.rotate_ok(&arn).await;
+    let new = password(&rig.value(&arn, AWSCURRENT).await);
+    server.login(&user, &new).await.unwrap();
+    assert!(server.login(&user, "Writer-pw-1").await.is_err());
+    rig.function
+        .assert_no_leak(&["Initial-pw-1", "Writer-pw-1", new.as_str()]);
 }
 
 /// A stand-in for the user APIs of ElastiCache and MemoryDB, written from their API references:

@@ -70,6 +70,26 @@ impl Target for DbPassword {
         Ok(current.with_credentials(&username, &self.policy.generate()))
     }
 
+    /// `AWSCURRENT`, and for a single user `AWSPREVIOUS` too: its setSecret falls back on
+    /// `AWSPREVIOUS`'s password when `AWSCURRENT`'s does not log in, so a writer who replaced
+    /// `AWSCURRENT` with a value they know (the live password moves to `AWSPREVIOUS`) must not be
+    /// able to seal a value of theirs. A master never falls back, and reads no more.
+    async fn seal_key(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        let current = v.current().await?;
+        let single = DbSecret::parse(current, AWSCURRENT).is_ok_and(|c| c.masterarn.is_none());
+        let current = current.expose();
+        let previous = match single {
+            true => v.previous().await?.map_or("", |p| p.expose()),
+            false => "",
+        };
+        // Sized first, so no reallocation leaves a copy that `SecretString` does not wipe.
+        let mut key = String::with_capacity(current.len() + 1 + previous.len());
+        key.push_str(current);
+        key.push('\0');
+        key.push_str(previous);
+        Ok(SecretString::new(key))
+    }
+
     async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
         let pending = DbSecret::parse(v.pending().await?, AWSPENDING)?;
         let current = DbSecret::parse(v.current().await?, AWSCURRENT)?;
