@@ -87,12 +87,14 @@ async fn gated_step(
     result.map_err(|e| fail(&arn, e))
 }
 
-/// setSecret, testSecret (`step`) and finishSecret's re-test (`Step::Test`), once the pending
-/// value's seal is checked: unless it is Secrets Manager's probe (a copy of `AWSCURRENT`, which no
-/// createSecret made), a value without createSecret's valid seal was stored under the rotation's
-/// version by someone else, and is dead: it is never set on the service nor promoted.
+/// setSecret, testSecret and finishSecret's re-test (`step`), once the pending value's seal is
+/// checked: a value without createSecret's valid seal was stored under the rotation's version by
+/// someone else, and is dead: it is never set on the service nor promoted. testSecret alone
+/// exempts Secrets Manager's probe (a copy of `AWSCURRENT`, which no createSecret made): the
+/// service never sends the probe to setSecret or finishSecret, and a writer who stored their own
+/// `AWSCURRENT` could plant the same value as a "probe" for setSecret to set.
 async fn sealed_then(target: &dyn Target, v: &Versions<'_>, step: Step) -> Result<(), Error> {
-    if !v.is_probe().await {
+    if step != Step::Test || !v.is_probe().await {
         let key = target.seal_key(v).await?;
         seal::verify(&key, v.arn(), v.token(), v.pending().await?).map_err(|broken| {
             Error::dead(format!(
@@ -216,7 +218,7 @@ async fn finish(
     if gate == Gate::Pending {
         // Secrets Manager calls finishSecret only after testSecret passed, but a manual or
         // out-of-order invocation must not promote a placeholder or a value that does not work.
-        abandon_if_dead(store, v, sealed_then(target, v, Step::Test).await).await?;
+        abandon_if_dead(store, v, sealed_then(target, v, Step::Finish).await).await?;
         let current = v
             .labels()
             .version_with(AWSCURRENT)

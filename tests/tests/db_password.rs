@@ -569,6 +569,50 @@ async fn a_value_sealed_by_a_writer_of_awscurrent_is_dead() {
     }
 }
 
+/// The same writer plants, under the rotation's version, a copy of the `AWSCURRENT` value they
+/// wrote: it looks like Secrets Manager's `RotateImmediately=false` probe, which testSecret alone
+/// may take unsealed. setSecret (which would fall back on `AWSPREVIOUS`, the live password, to set
+/// the writer's) and finishSecret refuse it: the writer's password never logs in.
+#[tokio::test]
+async fn a_planted_copy_of_a_written_awscurrent_is_never_set_or_promoted() {
+    for kind in [Kind::Postgres, Kind::MariaDb] {
+        let user = unique_user("probed");
+        kind.create_user(&user, "Live-pw-1").await;
+        let mut rig = Rig::new(&[]).await;
+        let arn = rig
+            .secret("db-probed", &kind.secret(&user, "Live-pw-1"))
+            .await;
+        let known = kind.secret(&user, "Known-pw-1");
+        put_current(&rig, &arn, &known).await;
+        let token = rig.begin_and_run(&arn, &[]).await;
+        rig.client
+            .put_secret_value()
+            .secret_id(&arn)
+            .client_request_token(&token)
+            .secret_string(known.to_string())
+            .version_stages(AWSPENDING)
+            .send()
+            .await
+            .unwrap();
+        let timeout = Duration::from_secs(30);
+        for step in [Step::Set, Step::Finish] {
+            let error = driver::step(&mut rig.function, step, &arn, &token, timeout)
+                .await
+                .unwrap_err();
+            assert!(
+                error.contains("field `createsecret_seal` is missing"),
+                "{}: {step:?}: {error}",
+                kind.engine()
+            );
+        }
+        assert!(kind.login(&user, "Known-pw-1").await.is_err());
+        kind.login(&user, "Live-pw-1").await.unwrap();
+        let labels = rig.store.describe(&arn).await.unwrap().labels;
+        assert_ne!(labels.version_with(AWSCURRENT), Some(token.as_str()));
+        rig.assert_no_leak(&["Live-pw-1", "Known-pw-1"]);
+    }
+}
+
 /// An alternating-users secret for `user` with the stack's superuser as master; returns
 /// (secret ARN, master ARN).
 async fn alternating_secret(rig: &Rig, kind: Kind, user: &str, password: &str) -> (String, String) {

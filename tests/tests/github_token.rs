@@ -1530,11 +1530,13 @@ async fn one_refresh_event_refreshes_every_secret_and_one_failure_stops_none() {
     assert!(rig.gh.state.lock().unwrap().token_is_live(&fixed));
 }
 
-/// A finishSecret run by hand on a `RotateImmediately=false` probe makes a copy of AWSCURRENT
-/// current under the probe's version id. The deploy key that value holds (titled with the old
-/// version) is still the live key: the next rotation keeps it, as the previous key.
+/// A finishSecret run by hand on a `RotateImmediately=false` probe (a copy of AWSCURRENT that no
+/// createSecret sealed) promotes nothing: Secrets Manager sends the probe to testSecret alone, and
+/// the same exemption in finishSecret would let a writer promote a value of their own. AWSCURRENT
+/// stays, and once the service takes the probe's label off, the next rotation keeps the live
+/// deploy key as the previous one.
 #[tokio::test]
-async fn a_finished_probe_never_costs_the_live_deploy_key() {
+async fn a_finish_on_a_probe_promotes_nothing_and_keeps_the_live_deploy_key() {
     let mut rig = Rig::new(&[]).await;
     let arn = rig.secret(rig.key_secret("docs")).await;
     rig.rotate_ok(&arn).await;
@@ -1544,18 +1546,22 @@ async fn a_finished_probe_never_costs_the_live_deploy_key() {
     };
     let live = ids(&rig);
     assert_eq!(live.len(), 1, "{live:?}");
+    let before = rig.store.get_value(&arn, None, AWSCURRENT).await.unwrap();
     let probe = stack::begin_probe(&rig.client, &arn, &stack::function_arn(BINARY)).await;
-    for step in [Step::Test, Step::Finish] {
-        driver::step(
-            &mut rig.function,
-            step,
-            &arn,
-            &probe,
-            Duration::from_secs(30),
-        )
+    let timeout = Duration::from_secs(30);
+    driver::step(&mut rig.function, Step::Test, &arn, &probe, timeout)
         .await
-        .unwrap_or_else(|e| panic!("{step:?} on the probe: {e}"));
-    }
+        .unwrap_or_else(|e| panic!("testSecret on the probe: {e}"));
+    let error = driver::step(&mut rig.function, Step::Finish, &arn, &probe, timeout)
+        .await
+        .unwrap_err();
+    assert!(error.contains("createsecret_seal"), "{error}");
+    let after = rig.store.get_value(&arn, None, AWSCURRENT).await.unwrap();
+    assert_eq!(after.version_id, before.version_id, "{error}");
+    rig.store
+        .move_stage(&arn, AWSPENDING, None, Some(&probe))
+        .await
+        .unwrap();
     rig.rotate_ok(&arn).await;
     let after = ids(&rig);
     assert!(
