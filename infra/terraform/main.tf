@@ -258,9 +258,9 @@ resource "aws_lambda_function" "rotator" {
       # The token secrets the refresh schedule names (examples.tf); here, not in local.all_rotators,
       # because the example secret's description reads that local.
       each.key == "github-token" && local.github_refresh ? { GITHUB_TOKEN_SECRET_ARNS = join(",", local.github_token_secret_arns) } : {},
-      # The secrets this function rotates; it refuses any other pointed at it (docs/protocol.md).
+      # The secrets this function rotates (its own list); it refuses any other pointed at it (docs/protocol.md).
       { ROTATED_SECRET_ARNS = join(",", concat(
-        var.rotated_secret_arns,
+        lookup(var.rotated_secret_arns, each.key, []),
         contains(keys(local.examples), each.key) ? [aws_secretsmanager_secret.example[each.key].arn] : [],
         each.key == "github-token" ? local.github_token_secret_arns : [],
       )) },

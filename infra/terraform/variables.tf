@@ -300,12 +300,12 @@ variable "github_app_key_secret_arns" {
 
 
 variable "rotated_secret_arns" {
-  description = "ARNs of the secrets the functions rotate (a trailing * allows a name's version suffix); each function refuses any other secret whose rotation names it, before any call. The example secrets and github_token_secret_arns are added on their own."
-  type        = list(string)
-  default     = []
+  description = "The secrets each rotator rotates, by rotator (keys as in var.rotators): full ARNs, no wildcards (the ARN without its six-character suffix also works). Each function rotates only its own list, its example secret and (GitHub) github_token_secret_arns, and refuses any other secret whose rotation names it, before any call."
+  type        = map(list(string))
+  default     = {}
   validation {
-    condition     = alltrue([for a in var.rotated_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:[^,]+$", a)) && !can(regex("^[*]+$", a))])
-    error_message = "rotated_secret_arns takes Secrets Manager secret ARNs (a * allowed), without commas."
+    condition     = alltrue([for a in flatten(values(var.rotated_secret_arns)) : can(regex("^arn:[a-z-]+:secretsmanager:[^*,]+$", a))])
+    error_message = "rotated_secret_arns maps a rotator's name (as in var.rotators) to Secrets Manager secret ARNs, without wildcards or commas."
   }
 }
 

@@ -38,7 +38,7 @@ impl AllowList {
 }
 
 /// `*` matches any run of characters (none included); everything else matches itself.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or_default();
     let Some(mut rest) = text.strip_prefix(first) else {

@@ -4,14 +4,59 @@
 //! installation or cache user, would be served with the function's power. The function's own
 //! configuration is the one thing such a party cannot choose: a step, refresh or pre-flight acts
 //! only on a secret it names, checked on the ARN `DescribeSecret` resolved, before anything else.
-
-use crate::allow_list::AllowList;
+//! Each function has its own list (the templates' `<Rotator>SecretArns`), so listing a secret for
+//! one rotator lets nobody who may tag it point it at another.
 
 pub const ENV: &str = "ROTATED_SECRET_ARNS";
 
+/// Secrets named one by one: each entry is a full ARN, or the ARN without the `-` and six random
+/// characters Secrets Manager appends to the name (its API accepts that form too). Where a list
+/// takes patterns (`parse` with `patterns`), a `*` matches any run of characters, as in
+/// `DB_MASTER_SECRET_ARNS`: `orders-db-*` then also lets in a secret anyone may create as
+/// `orders-db-mine`, so the templates ask for full ARNs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretList(Vec<String>);
+
+impl SecretList {
+    /// Comma-separated entries of the variable `env` (named in the error). Without `patterns`, an
+    /// entry with a `*` is refused; with them, only one that is nothing but `*`s.
+    pub fn parse(env: &str, text: &str, patterns: bool) -> Result<Self, String> {
+        let entries: Vec<String> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let bad = |e: &&String| match patterns {
+            false => e.contains('*'),
+            true => e.chars().all(|c| c == '*'),
+        };
+        match entries.iter().find(bad) {
+            Some(bad) => Err(format!(
+                "{env}: the entry `{bad}` is a pattern; name each secret by its ARN (a `*` would \
+                 also let in secrets anyone may create under a matching name)"
+            )),
+            None => Ok(Self(entries)),
+        }
+    }
+
+    /// Whether `arn` (a full ARN, as `DescribeSecret` gives it) is listed.
+    pub fn contains(&self, arn: &str) -> bool {
+        self.0.iter().any(|e| {
+            e == arn
+                || (e.contains('*') && crate::allow_list::glob(e, arn))
+                || arn.strip_prefix(e.as_str()).is_some_and(|rest| {
+                    rest.len() == 7
+                        && rest.starts_with('-')
+                        && rest[1..].chars().all(|c| c.is_ascii_alphanumeric())
+                })
+        })
+    }
+}
+
 /// `None`: the variable is unset, so the function rotates nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rotated(Option<AllowList>);
+pub struct Rotated(Option<SecretList>);
 
 impl Rotated {
     pub fn from_env() -> Result<Self, String> {
@@ -21,23 +66,23 @@ impl Rotated {
         }
     }
 
-    /// Comma-separated secret ARNs, `*` matching any run of characters (`AllowList`).
     pub fn parse(text: &str) -> Result<Self, String> {
-        AllowList::parse(ENV, text).map(|list| Self(Some(list)))
+        SecretList::parse(ENV, text, true).map(|list| Self(Some(list)))
     }
 
     /// Whether the secret `arn` (as `DescribeSecret` gives it) is one this function rotates.
     pub fn check(&self, arn: &str) -> Result<(), String> {
         match &self.0 {
-            Some(list) if list.allows(arn) => Ok(()),
+            Some(list) if list.contains(arn) => Ok(()),
             Some(_) => Err(format!(
                 "this function does not rotate this secret: its {ENV} does not name {arn} (the \
-                 templates fill it from RotatedSecretArns / rotated_secret_arns); nothing was \
-                 read or changed"
+                 templates fill it from this rotator's <Rotator>SecretArns / \
+                 rotated_secret_arns[\"<rotator>\"]); nothing was read or changed"
             )),
             None => Err(format!(
                 "this function rotates no secret yet: {ENV} is unset (the templates fill it from \
-                 RotatedSecretArns / rotated_secret_arns); nothing was read or changed"
+                 this rotator's <Rotator>SecretArns / rotated_secret_arns[\"<rotator>\"]); nothing \
+                 was read or changed"
             )),
         }
     }
@@ -48,24 +93,25 @@ mod tests {
     use super::*;
 
     const ARN: &str = "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf";
+    const NAME: &str = "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db";
 
     #[test]
     fn only_named_secrets_pass() {
+        let mine = "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-mine-XyZaBc";
         let cases: &[(Option<&str>, &str, Result<(), &str>)] = &[
             (None, ARN, Err("is unset")),
             (Some(ARN), ARN, Ok(())),
+            // The ARN without its random suffix, as Secrets Manager accepts it.
+            (Some(NAME), ARN, Ok(())),
+            (Some("x, y"), ARN, Err("does not name")),
+            // A secret whose name only starts with a listed name is another secret.
+            (Some(NAME), mine, Err("does not name")),
             (
-                Some("arn:aws:secretsmanager:us-east-1:111122223333:secret:app/*"),
-                ARN,
-                Ok(()),
+                Some(NAME),
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-Ab/dEf",
+                Err("does not name"),
             ),
-            (
-                Some(ARN),
-                "arn:aws:secretsmanager:us-east-1:111122223333:secret:mine-XyZaBc",
-                Err(
-                    "does not name arn:aws:secretsmanager:us-east-1:111122223333:secret:mine-XyZaBc",
-                ),
-            ),
+            (Some(ARN), mine, Err("does not name")),
             (Some(""), ARN, Err("does not name")),
         ];
         for (list, arn, want) in cases {
@@ -82,7 +128,22 @@ mod tests {
     }
 
     #[test]
-    fn a_list_allowing_any_secret_is_refused() {
-        assert!(Rotated::parse("*").unwrap_err().contains(ENV));
+    fn patterns_match_any_run_and_a_bare_star_is_refused() {
+        let rotated = Rotated::parse("arn:aws:secretsmanager:*:111122223333:secret:app/*").unwrap();
+        assert!(rotated.check(ARN).is_ok());
+        assert!(
+            rotated
+                .check(&ARN.replace("111122223333", "444455556666"))
+                .is_err()
+        );
+        let err = Rotated::parse("a, **").unwrap_err();
+        assert!(err.contains(ENV) && err.contains("is a pattern"), "{err}");
+        let err = SecretList::parse("LIST", NAME, false).map(drop);
+        assert!(err.is_ok());
+        let err = SecretList::parse("LIST", &format!("{NAME}-*"), false).unwrap_err();
+        assert!(
+            err.contains("LIST") && err.contains("is a pattern"),
+            "{err}"
+        );
     }
 }

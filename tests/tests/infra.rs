@@ -1596,33 +1596,54 @@ fn keeping_an_unproven_redis_password_is_an_opt_in_of_both_templates() {
     );
 }
 
-/// Each function rotates only the secrets its `ROTATED_SECRET_ARNS` names (`shared::rotated`):
-/// the templates fill it from `RotatedSecretArns` / `rotated_secret_arns`, the function's own
-/// example secret and, for the GitHub rotator, the token secrets its schedule refreshes. SAM:
-/// evaluated on the translated template, with and without the parameter and the examples, and
-/// read back with the function's own parser. Terraform: every function's environment takes it.
+/// Each function rotates only the secrets its own `ROTATED_SECRET_ARNS` names (`shared::rotated`):
+/// the templates fill it from that rotator's list (`<Rotator>SecretArns` /
+/// `rotated_secret_arns["<rotator>"]`), its own example secret and, for the GitHub rotator, the
+/// token secrets its schedule refreshes; never from another rotator's list, so a secret listed for
+/// one function cannot be pointed at another. SAM: evaluated on the translated template, with and
+/// without the lists and the examples, and read back with the function's own parser. Terraform:
+/// every function's environment takes its own entry of the map.
 #[test]
-fn each_function_rotates_the_listed_secrets_its_example_and_nothing_else() {
+fn each_function_rotates_its_own_listed_secrets_its_example_and_nothing_else() {
     let t = translated("everything");
     let resources = &t["Resources"];
-    let listed = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-db-AbCdEf";
-    let token = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-GhIjKl";
-    let other = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mine-XyZaBc";
+    let arn =
+        |name: &str| format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf");
+    let token = arn("ci-token");
+    let other = arn("mine");
     let functions = [
-        ("DbPasswordFunction", Some("ExampleDbSecret")),
-        ("IamAccessKeyFunction", Some("ExampleIamSecret")),
-        ("GitHubTokenFunction", Some("ExampleGitHubTokenSecret")),
+        (
+            "DbPasswordFunction",
+            "DbPasswordSecretArns",
+            Some("ExampleDbSecret"),
+        ),
+        (
+            "IamAccessKeyFunction",
+            "IamAccessKeySecretArns",
+            Some("ExampleIamSecret"),
+        ),
+        (
+            "GitHubTokenFunction",
+            "GitHubDeployKeySecretArns",
+            Some("ExampleGitHubTokenSecret"),
+        ),
         (
             "RandomPasswordFunction",
+            "RandomPasswordSecretArns",
             Some("ExampleRandomPasswordSecret"),
         ),
-        ("RedisPasswordFunction", None),
+        ("RedisPasswordFunction", "RedisPasswordSecretArns", None),
     ];
+    let listed: Vec<String> = functions.iter().map(|(_, p, _)| arn(p)).collect();
     for examples in [false, true] {
-        for declared in ["", listed] {
+        for declared in [false, true] {
             let mut params: BTreeMap<&str, &str> = BTreeMap::new();
-            params.insert("RotatedSecretArns", declared);
-            params.insert("GitHubTokenSecretArns", token);
+            params.insert("GitHubTokenSecretArns", &token);
+            if declared {
+                for ((_, param, _), a) in functions.iter().zip(&listed) {
+                    params.insert(param, a);
+                }
+            }
             if examples {
                 params.extend([
                     ("CreateExampleSecrets", "true"),
@@ -1636,9 +1657,8 @@ fn each_function_rotates_the_listed_secrets_its_example_and_nothing_else() {
                     ("ExampleDbPassword", "example-password"),
                 ]);
             }
-            for (function, example) in functions {
-                let case =
-                    format!("{function}, examples {examples}, RotatedSecretArns `{declared}`");
+            for ((function, param, example), own) in functions.iter().zip(&listed) {
+                let case = format!("{function}, examples {examples}, lists {declared}");
                 let env = &resources[function]["Properties"]["Environment"]["Variables"];
                 let value = match evaluate(&t, &params, &env[shared::rotated::ENV]) {
                     Some(serde_json::Value::String(s)) => s,
@@ -1646,31 +1666,29 @@ fn each_function_rotates_the_listed_secrets_its_example_and_nothing_else() {
                 };
                 let got: BTreeSet<&str> = value.split(',').filter(|s| !s.is_empty()).collect();
                 let mut want: BTreeSet<String> = BTreeSet::new();
-                want.extend((!declared.is_empty()).then(|| declared.to_owned()));
+                if declared {
+                    want.insert(own.clone());
+                }
                 if examples && let Some(e) = example {
                     want.insert(format!("ref:{e}"));
                 }
-                if function == "GitHubTokenFunction" {
-                    want.insert(token.to_owned());
+                if *function == "GitHubTokenFunction" {
+                    want.insert(token.clone());
                 }
                 let want: BTreeSet<&str> = want.iter().map(String::as_str).collect();
-                assert_eq!(got, want, "{case}");
+                assert_eq!(got, want, "{case} ({param})");
                 let rotated = shared::rotated::Rotated::parse(&value).unwrap();
-                assert_eq!(
-                    rotated.check(listed).is_ok(),
-                    !declared.is_empty(),
-                    "{case}"
-                );
-                assert!(rotated.check(other).is_err(), "{case}");
+                assert_eq!(rotated.check(own).is_ok(), declared, "{case}");
+                for a in listed.iter().filter(|a| *a != own).chain([&other]) {
+                    assert!(rotated.check(a).is_err(), "{case}: {a}");
+                }
             }
         }
     }
     let tf = terraform();
     assert!(
-        tf.contains(
-            "{ ROTATED_SECRET_ARNS = join(\",\", concat(\n        var.rotated_secret_arns,"
-        ),
-        "main.tf: every function's environment takes rotated_secret_arns"
+        tf.contains("{ ROTATED_SECRET_ARNS = join(\",\", concat(\n        lookup(var.rotated_secret_arns, each.key, []),"),
+        "main.tf: every function's environment takes its own list"
     );
     assert!(
         tf.contains("variable \"rotated_secret_arns\""),

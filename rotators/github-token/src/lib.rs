@@ -43,37 +43,20 @@ pub struct App {
 /// ARNs, the same list the schedule sends), so the pre-flight can tell from the configuration
 /// whether a token secret is refreshed at all.
 #[derive(Debug, Clone, Default)]
-pub struct RefreshList(Vec<String>);
+pub struct RefreshList(shared::rotated::SecretList);
 
 impl RefreshList {
     pub const ENV: &'static str = "GITHUB_TOKEN_SECRET_ARNS";
 
+    /// The schedule sends each entry as a SecretId: a pattern names no secret.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let entries: Vec<String> = text
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect();
-        match entries.iter().find(|e| e.contains('*')) {
-            // The schedule sends each entry as a SecretId: a pattern names no secret.
-            Some(bad) => Err(format!(
-                "{}: the entry `{bad}` is a pattern; name each secret by its ARN",
-                Self::ENV
-            )),
-            None => Ok(Self(entries)),
-        }
+        shared::rotated::SecretList::parse(Self::ENV, text, false).map(Self)
     }
 
     /// Whether `arn` (a full ARN, as DescribeSecret gives it) is listed, by its full ARN or by
     /// the ARN without the six random characters Secrets Manager appends (which it accepts too).
     pub fn contains(&self, arn: &str) -> bool {
-        self.0.iter().any(|e| {
-            e == arn
-                || arn
-                    .strip_prefix(e.as_str())
-                    .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-'))
-        })
+        self.0.contains(arn)
     }
 }
 
