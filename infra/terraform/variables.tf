@@ -300,12 +300,12 @@ variable "github_app_key_secret_arns" {
 
 
 variable "rotated_secret_arns" {
-  description = "The secrets each rotator rotates, by rotator (keys as in var.rotators): full ARNs, no wildcards (the ARN without its six-character suffix also works). Each function rotates only its own list, its example secret and (GitHub) github_token_secret_arns, and refuses any other secret whose rotation names it, before any call."
+  description = "The secrets each rotator rotates, by rotator (keys as in var.rotators): full ARNs with their six-character suffix, no wildcards. Each function rotates only its own list, its example secret and (GitHub) github_token_secret_arns, and refuses any other secret whose rotation names it, before any call."
   type        = map(list(string))
   default     = {}
   validation {
-    condition     = alltrue([for a in flatten(values(var.rotated_secret_arns)) : can(regex("^arn:[a-z-]+:secretsmanager:[^*,]+$", a))])
-    error_message = "rotated_secret_arns maps a rotator's name (as in var.rotators) to Secrets Manager secret ARNs, without wildcards or commas."
+    condition     = alltrue([for a in flatten(values(var.rotated_secret_arns)) : can(regex("^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^*,]+-[A-Za-z0-9]{6}$", a))])
+    error_message = "rotated_secret_arns maps a rotator's name (as in var.rotators) to full Secrets Manager secret ARNs (random suffix included), without wildcards or commas."
   }
 }
 
@@ -314,8 +314,8 @@ variable "github_token_secret_arns" {
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for a in var.github_token_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:[^*,]+$", a))])
-    error_message = "github_token_secret_arns takes Secrets Manager secret ARNs, without wildcards or commas."
+    condition     = alltrue([for a in var.github_token_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^*,]+-[A-Za-z0-9]{6}$", a))])
+    error_message = "github_token_secret_arns takes full Secrets Manager secret ARNs (random suffix included), without wildcards or commas."
   }
 }
 

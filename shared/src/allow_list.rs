@@ -3,8 +3,10 @@
 //! that way, so an administrator's secret is used only when a variable of the function names it.
 
 /// Comma-separated secret ARNs from one variable; `*` matches any run of characters, so
-/// `arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/master-*` allows every version
-/// suffix of one name. A value is matched as written in the secret.
+/// `arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/master-*` allows the random suffix
+/// of one name, and also any secret someone names `prod/master-<anything>`: the secrets named
+/// here must still log in where the rotated secret points. A value is matched as written in the
+/// secret.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList(Vec<String>);
 

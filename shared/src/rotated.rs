@@ -9,10 +9,11 @@
 
 pub const ENV: &str = "ROTATED_SECRET_ARNS";
 
-/// Secrets named one by one: each entry is a full ARN, or the ARN without the `-` and six random
-/// characters Secrets Manager appends to the name (its API accepts that form too). Where a list
-/// takes patterns (`parse` with `patterns`), a `*` matches any run of characters, as in
-/// `DB_MASTER_SECRET_ARNS`: `orders-db-*` then also lets in a secret anyone may create as
+/// Secrets named one by one, each by its full ARN, random suffix included: an entry without it
+/// (which Secrets Manager's API accepts as an id) would also admit a secret someone creates later
+/// under that name, or under the listed name plus a suffix of their choosing. Where a list takes
+/// patterns (`parse` with `patterns`), a `*` matches any run of characters, as in
+/// `DB_MASTER_SECRET_ARNS`: `orders-db-*` then also admits a secret anyone may create as
 /// `orders-db-mine`, so the templates ask for full ARNs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretList(Vec<String>);
@@ -42,15 +43,9 @@ impl SecretList {
 
     /// Whether `arn` (a full ARN, as `DescribeSecret` gives it) is listed.
     pub fn contains(&self, arn: &str) -> bool {
-        self.0.iter().any(|e| {
-            e == arn
-                || (e.contains('*') && crate::allow_list::glob(e, arn))
-                || arn.strip_prefix(e.as_str()).is_some_and(|rest| {
-                    rest.len() == 7
-                        && rest.starts_with('-')
-                        && rest[1..].chars().all(|c| c.is_ascii_alphanumeric())
-                })
-        })
+        self.0
+            .iter()
+            .any(|e| e == arn || (e.contains('*') && crate::allow_list::glob(e, arn)))
     }
 }
 
@@ -101,8 +96,10 @@ mod tests {
         let cases: &[(Option<&str>, &str, Result<(), &str>)] = &[
             (None, ARN, Err("is unset")),
             (Some(ARN), ARN, Ok(())),
-            // The ARN without its random suffix, as Secrets Manager accepts it.
-            (Some(NAME), ARN, Ok(())),
+            // Not the ARN without its random suffix: that would admit a later secret of the name.
+            (Some(NAME), ARN, Err("does not name")),
+            // Nor the listed ARN plus a suffix: a secret someone named after the listed ARN.
+            (Some(ARN), &format!("{ARN}-XyZaBc"), Err("does not name")),
             (Some("x, y"), ARN, Err("does not name")),
             // A secret whose name only starts with a listed name is another secret.
             (Some(NAME), mine, Err("does not name")),

@@ -950,7 +950,7 @@ async fn a_break_glass_key_made_during_a_stall_is_not_an_orphan() {
 async fn a_secret_the_function_does_not_rotate_is_refused_before_any_call() {
     let listed = stack::unique("iam-listed");
     let list = format!(
-        "arn:aws:secretsmanager:us-east-1:{}:secret:{listed}",
+        "arn:aws:secretsmanager:us-east-1:{}:secret:{listed}-*",
         iam::ACCOUNT
     );
     let mut rig = Rig::with_env(

@@ -334,7 +334,8 @@ async fn a_token_secret_the_refresh_schedule_does_not_name_fails_the_preflight()
         (None, "failed"),
         (Some(other.clone()), "failed"),
         (Some(format!("{other},{arn}")), "ok"),
-        (Some(format!("{other}, {without_suffix}")), "ok"),
+        // Full ARNs only: without its suffix, an entry would also name a later secret of the name.
+        (Some(format!("{other}, {without_suffix}")), "failed"),
     ] {
         let mut env = env.clone();
         env.extend(

@@ -242,15 +242,17 @@ mod tests {
         let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-AbCdEf";
         let list = |text: &str| RefreshList::parse(text).unwrap();
         assert_eq!(refreshed(&list(arn), arn).status, Status::Ok);
-        // Secrets Manager accepts the ARN without its random suffix as a SecretId.
-        let partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token";
         assert_eq!(
-            refreshed(&list(&format!("a, {partial}")), arn).status,
+            refreshed(&list(&format!("a, {arn}")), arn).status,
             Status::Ok
         );
+        // Full ARNs only: the ARN without its random suffix would also name a later secret of
+        // that name, and the listed ARN is no prefix of another secret's.
         for other in [
             "",
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-tok",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token",
+            &arn.replace("-AbCdEf", ""),
         ] {
             let missing = refreshed(&list(other), arn);
             assert_eq!(missing.status, Status::Failed);

@@ -53,8 +53,7 @@ impl RefreshList {
         shared::rotated::SecretList::parse(Self::ENV, text, false).map(Self)
     }
 
-    /// Whether `arn` (a full ARN, as DescribeSecret gives it) is listed, by its full ARN or by
-    /// the ARN without the six random characters Secrets Manager appends (which it accepts too).
+    /// Whether `arn` (a full ARN, as DescribeSecret gives it) is listed, by its full ARN.
     pub fn contains(&self, arn: &str) -> bool {
         self.0.contains(arn)
     }

@@ -74,8 +74,12 @@ impl SecretStore for AwsStore {
             .version_ids_to_stages()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
+        // The ARN is what `may_rotate` checks: never the caller's id in its place.
+        let arn = out
+            .arn()
+            .ok_or_else(|| StoreError::Service("DescribeSecret: the answer has no ARN".into()))?;
         Ok(SecretMeta {
-            arn: out.arn().unwrap_or(secret_id).to_owned(),
+            arn: arn.to_owned(),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
             rotation_lambda_arn: out.rotation_lambda_arn().map(str::to_owned),
             rotation_schedule: out.rotation_rules().and_then(|r| {
