@@ -85,7 +85,7 @@ CASES = {
         "ExampleGitHubInstallationId": "7890123",
         "GitHubTokenSecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-token-AbCdEf"],
         "DbPasswordSecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-db-AbCdEf"],
-        "IamAccessKeySecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-deployer"],
+        "IamAccessKeySecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:ci-deployer-AbCdEf"],
         "GitHubDeployKeySecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:deploy-key-AbCdEf"],
         "RandomPasswordSecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:app-token-AbCdEf"],
         "RedisPasswordSecretArns": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:cache-user-AbCdEf"],

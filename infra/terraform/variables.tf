@@ -300,7 +300,7 @@ variable "github_app_key_secret_arns" {
 
 
 variable "rotated_secret_arns" {
-  description = "The secrets each rotator rotates, by rotator (keys as in var.rotators): full ARNs with their six-character suffix, no wildcards. Each function rotates only its own list, its example secret and (GitHub) github_token_secret_arns, and refuses any other secret whose rotation names it, before any call."
+  description = "The secrets each rotator rotates, by rotator (keys as in var.rotators): full ARNs with their six-character suffix, no wildcards (validated by shape: a suffix-less ARN whose name happens to end in `-` and six characters passes, and then names no secret). Each function rotates only its own list, its example secret and (GitHub) github_token_secret_arns, and refuses any other secret whose rotation names it, before any call."
   type        = map(list(string))
   default     = {}
   validation {

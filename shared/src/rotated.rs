@@ -9,9 +9,10 @@
 
 pub const ENV: &str = "ROTATED_SECRET_ARNS";
 
-/// Secrets named one by one, each by its full ARN, random suffix included: an entry without it
-/// (which Secrets Manager's API accepts as an id) would also admit a secret someone creates later
-/// under that name, or under the listed name plus a suffix of their choosing. Where a list takes
+/// Secrets named one by one, each by its full ARN, random suffix included. An entry without it
+/// (which Secrets Manager's API accepts as an id) matches no secret: matched as a prefix, it would
+/// also admit a secret someone creates later under that name, or under the listed name plus a
+/// suffix of their choosing. Where a list takes
 /// patterns (`parse` with `patterns`), a `*` matches any run of characters, as in
 /// `DB_MASTER_SECRET_ARNS`: `orders-db-*` then also admits a secret anyone may create as
 /// `orders-db-mine`, so the templates ask for full ARNs.

@@ -948,21 +948,10 @@ async fn a_break_glass_key_made_during_a_stall_is_not_an_orphan() {
 /// pre-flight stops at the same check, and a listed secret of the same shape still rotates.
 #[tokio::test]
 async fn a_secret_the_function_does_not_rotate_is_refused_before_any_call() {
-    let listed = stack::unique("iam-listed");
-    let list = format!(
-        "arn:aws:secretsmanager:us-east-1:{}:secret:{listed}-*",
-        iam::ACCOUNT
-    );
-    let mut rig = Rig::with_env(
-        "next-rotation",
-        true,
-        iam::url(),
-        &[(shared::rotated::ENV, &list)],
-    )
-    .await;
+    let admin = Admin::connect().await;
     let fresh_user_and_secret = async |name: &str| {
         let user = e2e::db::unique_user("fresh");
-        rig.admin
+        admin
             .iam
             .create_user()
             .user_name(&user)
@@ -972,12 +961,31 @@ async fn a_secret_the_function_does_not_rotate_is_refused_before_any_call() {
             .unwrap();
         let placeholder =
             json!({"UserName": user, "AccessKeyId": "none-yet", "SecretAccessKey": "none-yet"});
-        let arn = stack::create_secret(&rig.admin.sm, name, &placeholder.to_string()).await;
-        rig.pin(&arn, &user).await;
+        let arn = stack::create_secret(&admin.sm, name, &placeholder.to_string()).await;
+        let tag = aws_sdk_secretsmanager::types::Tag::builder()
+            .key(iam_access_key::USER_TAG)
+            .value(&user)
+            .build();
+        admin
+            .sm
+            .tag_resource()
+            .secret_id(&arn)
+            .tags(tag)
+            .send()
+            .await
+            .unwrap();
         (user, arn)
     };
     let (victim, mine) = fresh_user_and_secret(&stack::unique("iam-mine")).await;
-    let (user, ours) = fresh_user_and_secret(&listed).await;
+    let (user, ours) = fresh_user_and_secret(&stack::unique("iam-listed")).await;
+    // The listed secret by its full ARN, as the templates ask.
+    let mut rig = Rig::with_env(
+        "next-rotation",
+        true,
+        iam::url(),
+        &[(shared::rotated::ENV, &ours)],
+    )
+    .await;
 
     let err = create_refused(&rig.rotate(&mine, false).await);
     for part in [

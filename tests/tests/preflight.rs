@@ -294,8 +294,8 @@ async fn redis_password_preflight_reads_only() {
 
 /// #20 point 3: an installation-token secret that the deployment's refresh schedule does not
 /// name (`GITHUB_TOKEN_SECRET_ARNS`, the templates' list) fails the pre-flight, whatever its
-/// token's age: its tokens would expire within the hour. Listed (among others, by full ARN or
-/// without the random suffix), it passes.
+/// token's age: its tokens would expire within the hour. Listed (among others, by full ARN), it
+/// passes; an entry without the random suffix names no secret.
 #[tokio::test]
 async fn a_token_secret_the_refresh_schedule_does_not_name_fails_the_preflight() {
     let read = |var: &str| std::fs::read_to_string(std::env::var(var).unwrap()).unwrap();
