@@ -13,12 +13,7 @@ pub struct AllowList(Vec<String>);
 impl AllowList {
     /// `env` is the variable's name, for the error message.
     pub fn parse(env: &str, text: &str) -> Result<Self, String> {
-        let entries: Vec<String> = text
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let entries = entries(text);
         if let Some(bad) = entries.iter().find(|e| e.chars().all(|c| c == '*')) {
             return Err(format!(
                 "{env}: the entry `{bad}` would allow any secret; name the secrets"
@@ -37,6 +32,15 @@ impl AllowList {
     pub fn allows(&self, arn: &str) -> bool {
         self.0.iter().any(|pattern| glob(pattern, arn))
     }
+}
+
+/// The comma-separated entries of a list variable, trimmed, empty ones dropped.
+pub(crate) fn entries(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `*` matches any run of characters (none included); everything else matches itself.

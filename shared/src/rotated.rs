@@ -23,12 +23,7 @@ impl SecretList {
     /// Comma-separated entries of the variable `env` (named in the error). Without `patterns`, an
     /// entry with a `*` is refused; with them, only one that is nothing but `*`s.
     pub fn parse(env: &str, text: &str, patterns: bool) -> Result<Self, String> {
-        let entries: Vec<String> = text
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let entries = crate::allow_list::entries(text);
         let bad = |e: &&String| match patterns {
             false => e.contains('*'),
             true => e.chars().all(|c| c == '*'),
