@@ -75,8 +75,9 @@ pub fn verify(
         .map_err(|_| Broken::Wrong)
 }
 
-/// Each part length-prefixed, so no two inputs share an encoding; the value in a canonical form
-/// (keys sorted at every depth), so a re-serialisation that reorders keys keeps the seal valid.
+/// Each part length-prefixed, so no two inputs share an encoding; the value in a canonical form:
+/// serde_json's compact text of its map, whose keys are sorted at every depth (the workspace does
+/// not enable `preserve_order`), so a re-serialisation that reorders keys keeps the seal valid.
 fn mac(
     key: &SecretString,
     arn: &str,
@@ -84,8 +85,9 @@ fn mac(
     value: &serde_json::Map<String, Value>,
 ) -> Hmac<Sha256> {
     // It holds the password: wiped on drop, as `SecretString` is.
-    let mut canonical = zeroize::Zeroizing::new(String::new());
-    canonical_object(value, &mut canonical);
+    let canonical = zeroize::Zeroizing::new(
+        serde_json::to_string(value).expect("a JSON map always serialises"),
+    );
     let mut mac = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes())
         .expect("HMAC takes a key of any length");
     for part in [arn, version, canonical.as_str()] {
@@ -93,38 +95,6 @@ fn mac(
         mac.update(part.as_bytes());
     }
     mac
-}
-
-fn canonical_object(map: &serde_json::Map<String, Value>, out: &mut String) {
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
-    out.push('{');
-    for (i, (k, v)) in entries.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&Value::String(k.clone()).to_string());
-        out.push(':');
-        canonical(v, out);
-    }
-    out.push('}');
-}
-
-fn canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => canonical_object(map, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {
