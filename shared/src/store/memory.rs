@@ -13,8 +13,6 @@ use std::time::SystemTime;
 #[derive(Default)]
 pub struct MemoryStore {
     secrets: Mutex<HashMap<String, Secret>>,
-    /// `None`: every secret (a fake's default); `rotating` narrows it as a function's store is.
-    rotated: Option<crate::rotated::Rotated>,
 }
 
 struct Secret {
@@ -30,14 +28,6 @@ struct Secret {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A store that rotates only what `rotated` names, as `AwsStore::rotating`.
-    pub fn rotating(rotated: crate::rotated::Rotated) -> Self {
-        Self {
-            rotated: Some(rotated),
-            ..Self::default()
-        }
     }
 
     /// `CreateSecret`: the first version gets `AWSCURRENT`. Returns the ARN.
@@ -133,8 +123,10 @@ impl MemoryStore {
 
 #[async_trait]
 impl SecretStore for MemoryStore {
-    fn may_rotate(&self, arn: &str) -> Result<(), String> {
-        self.rotated.as_ref().map_or(Ok(()), |r| r.check(arn))
+    /// A fake for the protocol's own tests: every secret (the list's check is `rotated::tests`
+    /// and the e2e tests against the real binaries).
+    fn may_rotate(&self, _arn: &str) -> Result<(), String> {
+        Ok(())
     }
 
     async fn describe(&self, secret_id: &str) -> Result<SecretMeta, StoreError> {
