@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 const PREFIX: &str = "/2018-06-01/runtime";
 
@@ -71,6 +72,8 @@ pub struct Function {
     child: Child,
     queue: mpsc::Sender<Invocation>,
     output: Arc<Mutex<Vec<String>>>,
+    /// The tasks copying the process's stdout and stderr into `output`.
+    readers: Vec<JoinHandle<()>>,
     serial: u64,
     echo: bool,
     state: Arc<State>,
@@ -102,13 +105,14 @@ impl Function {
         ));
         let output = Arc::new(Mutex::new(Vec::new()));
         let started = Instant::now();
-        let child = spawn(binary, env, &addr.to_string(), &output, echo)?;
+        let (child, readers) = spawn(binary, env, &addr.to_string(), &output, echo)?;
         Ok(Self {
             binary: binary.to_owned(),
             env: env.to_vec(),
             child,
             queue,
             output,
+            readers,
             serial: 0,
             echo,
             state,
@@ -153,12 +157,24 @@ impl Function {
         if self.queue.send(invocation).await.is_err() {
             return Err(InvokeError::Exited("the runtime API server stopped".into()));
         }
-        tokio::select! {
+        let outcome = tokio::select! {
             reply = rx => reply.map_err(|_| InvokeError::Exited("no reply".into())),
             status = self.child.wait() => Err(InvokeError::Exited(
                 status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
             )),
             () = tokio::time::sleep(timeout) => Err(InvokeError::TimedOut),
+        };
+        if let Err(InvokeError::Exited(_)) = outcome {
+            self.drain_output().await;
+        }
+        outcome
+    }
+
+    /// Waits until the readers copied what an exited process left in its pipes: the exit is
+    /// seen before they are done, and a start-up error is often the last thing printed.
+    async fn drain_output(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
         }
     }
 
@@ -214,7 +230,7 @@ fn spawn(
     api: &str,
     output: &Arc<Mutex<Vec<String>>>,
     echo: bool,
-) -> std::io::Result<Child> {
+) -> std::io::Result<(Child, Vec<JoinHandle<()>>)> {
     let name = binary
         .file_name()
         .unwrap_or_default()
@@ -239,10 +255,12 @@ fn spawn(
         .spawn()?;
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
-    for stream in [
+    let readers = [
         Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
         Box::new(stderr),
-    ] {
+    ]
+    .into_iter()
+    .map(|stream| {
         let output = output.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
@@ -252,9 +270,10 @@ fn spawn(
                 }
                 output.lock().unwrap().push(line);
             }
-        });
-    }
-    Ok(child)
+        })
+    })
+    .collect();
+    Ok((child, readers))
 }
 
 type Next = Arc<tokio::sync::Mutex<mpsc::Receiver<Invocation>>>;
@@ -343,4 +362,34 @@ async fn route(
         StatusCode::NOT_FOUND,
         format!("no route for {method} {path}"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A process that prints more than a pipe holds and exits at once: all of it is in
+    /// `output()` when `invoke` reports the exit (a start-up error is the last line printed).
+    #[tokio::test]
+    async fn the_output_of_an_exited_process_is_complete_when_invoke_returns() {
+        let script = std::env::temp_dir().join(format!("exits-at-start-{}", std::process::id()));
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nseq 1 20000\necho the last line >&2\nexit 3\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut f = Function::start(&script, &[], false).await.unwrap();
+        let err = f
+            .invoke(&serde_json::json!({}), Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        std::fs::remove_file(&script).unwrap();
+        assert!(matches!(err, InvokeError::Exited(_)), "{err}");
+        let output = f.output();
+        assert_eq!(output.len(), 20001);
+        assert!(output.contains(&"the last line".to_string()));
+        assert_eq!(output.iter().filter(|l| *l == "20000").count(), 1);
+    }
 }
