@@ -365,6 +365,62 @@ async fn a_configuration_test_probe_passes_and_changes_no_key() {
     assert_eq!(rig.admin.keys(&user).await, vec![(k0, true)]);
 }
 
+/// A probe whose key (`AWSCURRENT`'s) IAM does not list for the whole step fails testSecret, and
+/// the key is not deleted: no createSecret of ours minted it, and IAM may only be hiding it.
+#[tokio::test]
+async fn a_probe_whose_key_is_not_listed_deletes_nothing() {
+    let tamper = Tamper::start().await;
+    let mut rig = Rig::at("next-rotation", true, tamper.url.clone()).await;
+    let (user, arn, k0, _) = rig.user_and_secret().await;
+    let probe = stack::begin_probe(&rig.admin.sm, &arn, &stack::function_arn(BINARY)).await;
+    tamper.hide(&k0, usize::MAX);
+    let err = driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &probe,
+        Duration::from_secs(8),
+    )
+    .await
+    .unwrap_err();
+    tamper.hide(&k0, 0);
+    assert!(
+        err.contains(k0.as_str()) && err.contains("not deleted"),
+        "{err}"
+    );
+    assert_eq!(rig.admin.keys(&user).await, vec![(k0, true)]);
+}
+
+/// The tag `iam:user-name` pins the user on Secrets Manager's probe too: a probe (a copy of an
+/// `AWSCURRENT` a writer rewrote) naming another user is refused before IAM is asked anything.
+#[tokio::test]
+async fn a_probe_naming_another_user_than_the_tag_is_refused() {
+    let mut rig = Rig::new("next-rotation").await;
+    let (user, arn, k0, s0) = rig.user_and_secret().await;
+    rig.pin(&arn, &user).await;
+    let victim = e2e::db::unique_user("victim");
+    let (vk, _) = rig.admin.user(&victim, PATH).await;
+    rig.write(
+        &arn,
+        &json!({"UserName": victim, "AccessKeyId": vk, "SecretAccessKey": s0}),
+    )
+    .await;
+    let probe = stack::begin_probe(&rig.admin.sm, &arn, &stack::function_arn(BINARY)).await;
+    let err = driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &probe,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    for part in ["field `UserName`", &format!("pins user \"{user}\"")] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert_eq!(rig.admin.keys(&user).await, vec![(k0, true)]);
+}
+
 /// `OLD_KEY_ACTION=keep` is folded into `RETIRE_PREVIOUS`: the function refuses to start and says
 /// what to set instead.
 #[tokio::test]
@@ -427,11 +483,11 @@ async fn a_deleted_pending_key_is_abandoned_and_the_next_rotation_converges() {
     );
 }
 
-/// An active key of the user that no version holds and that predates the rotation may be another
-/// system's: it is never deleted; the step names it, its age and what to do. Once it is
-/// inactive, it is harmless and makes room.
+/// A key of the user that no version holds and that predates the rotation may be another
+/// system's: it is never deleted, active or not (an inactive key may be kept to be switched back
+/// on); the step names it, its age and what to do. Once its owner deletes it, there is room.
 #[tokio::test]
-async fn an_unknown_active_key_is_refused_and_an_inactive_one_makes_room() {
+async fn a_key_of_unknown_owner_is_refused_active_or_inactive() {
     let mut rig = Rig::new("finish:deactivate").await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     let (unknown, _) = rig.admin.key(&user).await;
@@ -448,7 +504,7 @@ async fn an_unknown_active_key_is_refused_and_an_inactive_one_makes_room() {
         "an active key created",
         "seconds ago",
         "no version of this secret holds",
-        "deactivate or delete",
+        "delete",
     ] {
         assert!(err.contains(part), "{err} should contain {part}");
     }
@@ -456,6 +512,25 @@ async fn an_unknown_active_key_is_refused_and_an_inactive_one_makes_room() {
     assert_eq!(rig.current_key(&arn).await.0, k0);
 
     rig.admin.deactivate(&user, &unknown).await;
+    let before = rig.admin.keys(&user).await;
+    let r = rig.rotate(&arn, true).await;
+    assert_eq!(r.steps.len(), 1);
+    let err = r.steps[0].result.clone().unwrap_err();
+    for part in [
+        unknown.as_str(),
+        "an inactive key created",
+        "no version of this secret holds",
+        "not deleted",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        before,
+        "the inactive key was kept"
+    );
+
+    rig.admin.delete_key(&user, &unknown).await;
     let r = rig.rotate(&arn, true).await;
     assert!(r.succeeded(), "{:?}", r.steps);
     let (k1, _) = rig.current_key(&arn).await;

@@ -3,9 +3,9 @@
 //! IAM allows two keys per user. When the user has two, createSecret makes room by deleting only a
 //! key that is provably this rotation's or harmless: the orphan of this very rotation (created
 //! after its `AWSPENDING` version, by an attempt that crashed between minting and storing), else
-//! an inactive key (the `AWSPREVIOUS` one first). An active key it cannot prove is ours (one that
-//! predates the rotation and no version holds, or the active `AWSPREVIOUS` key) is never deleted:
-//! the step fails naming it. It never touches the `AWSCURRENT` key.
+//! the `AWSPREVIOUS` key once inactive. A key it cannot prove is ours (one that predates the
+//! rotation and no version holds, active or not, or the active `AWSPREVIOUS` key) is never
+//! deleted: the step fails naming it. It never touches the `AWSCURRENT` key.
 //!
 //! Whose key is minted: the user named in `AWSCURRENT`, which anyone allowed `PutSecretValue` can
 //! rewrite. So before it deletes or mints anything, createSecret proves the `AWSCURRENT` key is that
@@ -309,7 +309,8 @@ impl IamAccessKey {
     }
 
     /// Frees a key slot when the user has two keys, deleting only a key that is provably this
-    /// rotation's orphan or inactive; never the current key, never an active key of unknown owner.
+    /// rotation's orphan or the inactive previous key; never the current key, never a key of
+    /// unknown owner.
     async fn make_room(
         &self,
         v: &Versions<'_>,
@@ -373,15 +374,26 @@ fn room_plan(
             "the key an earlier attempt of this rotation minted but never stored",
         )));
     }
-    // An inactive key serves no one; the previous one is ours, so it goes first.
+    // The previous key, once inactive, is ours and serves no one. Any other inactive key may be
+    // someone's, kept to switch back on: never ours to delete.
     let inactive = others
         .iter()
-        .filter(|k| !k.active)
-        .min_by_key(|k| Some(k.id.as_str()) != previous);
+        .find(|k| !k.active && Some(k.id.as_str()) == previous);
     if let Some(old) = inactive {
-        return Ok(Some((old.id.clone(), "an inactive key")));
+        return Ok(Some((old.id.clone(), "the inactive AWSPREVIOUS key")));
     }
     let old = others.first().expect("two keys, one is not current");
+    if !old.active {
+        return Err(Error::target(format!(
+            "user {user:?} already has two access keys: {} (AWSCURRENT) and {}, an inactive key created {} ago that \
+             no version of this secret holds; it may be kept to be switched back on, so it is not deleted. If nothing \
+             needs it, delete {}, then rotate again",
+            current.key_id,
+            old.id,
+            age(old.created),
+            old.id
+        )));
+    }
     if Some(old.id.as_str()) == previous {
         return Err(Error::target(format!(
             "user {user:?} already has two access keys: {} (AWSCURRENT) and {} (AWSPREVIOUS), and {} is still active, so \
@@ -393,7 +405,7 @@ fn room_plan(
     Err(Error::target(format!(
         "user {user:?} already has two access keys: {} (AWSCURRENT) and {}, an active key created {} ago that no \
          version of this secret holds; it may belong to another system, so it is not deleted. If nothing uses it \
-         (iam:GetAccessKeyLastUsed tells), deactivate or delete {}, then rotate again",
+         (iam:GetAccessKeyLastUsed tells, or deactivate it a while to find out), delete {}, then rotate again",
         current.key_id,
         old.id,
         age(old.created),
@@ -459,6 +471,8 @@ impl Target for IamAccessKey {
     /// take seconds to propagate, so this retries with backoff until the invocation's deadline.
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
         let current = KeySecret::parse(v.current().await?, AWSCURRENT)?;
+        // Secrets Manager's probe is unsealed, so its user is a writer's: the tag must agree.
+        pinned(&current.user, v.tag(USER_TAG))?;
         let pending =
             self.pending_with_user(KeySecret::parse(v.pending().await?, AWSPENDING)?, &current)?;
         self.pending_listed(v, &pending).await?;
@@ -764,6 +778,15 @@ impl IamAccessKey {
             return Err(Error::target(format!(
                 "cannot tell whether the AWSPENDING key {key} is still a key of user {user:?} ({misses} listings \
                  without it): {last}"
+            )));
+        }
+        if v.is_probe().await {
+            // A probe's key is `AWSCURRENT`'s, which no createSecret of ours minted: only ours is
+            // deleted (it may be live and only hidden).
+            return Err(Error::target(format!(
+                "the AWSCURRENT key {key} is not a key of user {user:?} ({misses} listings over {} s agree); \
+                 it is not deleted",
+                started.elapsed().as_secs()
             )));
         }
         self.delete_key(user, key).await?;
