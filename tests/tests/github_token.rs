@@ -1209,7 +1209,9 @@ async fn a_failed_refresh_never_blocks_the_next() {
 /// A writer who puts a value under the rotation's own version before createSecret runs (the
 /// moment between `RotateSecret` and createSecret) gets nothing: without createSecret's seal the
 /// value is dead on arrival. Their key pair is never registered, their token never promoted, and
-/// `AWSPENDING` is removed so the next rotation starts afresh.
+/// `AWSPENDING` is removed so the next rotation starts afresh. The writer here also reads
+/// `AWSCURRENT`, as a token's consumers do, and seals with it (the shared seal's default key):
+/// GitHub's seal is keyed by the App's private key (`seal_key`), so setSecret still refuses it.
 #[tokio::test]
 async fn a_value_planted_under_the_rotation_is_never_used() {
     let mut rig = Rig::new(&[]).await;
@@ -1224,7 +1226,6 @@ async fn a_value_planted_under_the_rotation_is_never_used() {
             .to_string()
     );
     planted_key["public_key"] = json!(public);
-    planted_key["rotation_seal"] = json!("00".repeat(32));
     let mut planted_token = rig.token_secret(FULL);
     // A live token the writer holds, of another installation.
     planted_token["token"] = json!(rig.gh.seed_token(NARROW));
@@ -1234,8 +1235,6 @@ async fn a_value_planted_under_the_rotation_is_never_used() {
         stack::begin_rotation(&rig.client, arn, &token, &stack::function_arn(BINARY))
             .await
             .unwrap();
-        // With the shared seal (`shared::seal`, keyed by AWSCURRENT, which a writer who also
-        // read it could make): GitHub's own seal, keyed by the App's key, still refuses it.
         let planted = stack::sealed(&rig.store, arn, &token, &planted.to_string()).await;
         let value = shared::SecretString::from(planted.as_str());
         rig.store
@@ -1257,7 +1256,11 @@ async fn a_value_planted_under_the_rotation_is_never_used() {
             }
         }
         let err = failed.expect("the planted value went through every step");
-        for part in ["field `rotation_seal`", "AWSPENDING was removed"] {
+        assert!(err.starts_with("setSecret failed"), "{err}");
+        for part in [
+            "field `createsecret_seal` does not match",
+            "AWSPENDING was removed",
+        ] {
             assert!(err.contains(part), "{err} should contain {part}");
         }
         assert_eq!(rig.value(arn, AWSCURRENT).await, before);
@@ -1626,4 +1629,39 @@ async fn a_refresh_serves_only_the_token_secrets_of_the_schedule() {
     let opts = rig.options().resuming();
     let r = rig.retry(&key, &in_flight, &opts).await;
     assert!(r.succeeded(), "{:?}", r.steps);
+}
+
+/// `GetSecretValue` calls per step, each secret read once (`Versions` caches): createSecret reads
+/// the pending version (absent), AWSCURRENT, AWSPREVIOUS (to retire it) and the App's key; the
+/// other steps AWSCURRENT, the pending value and the App's key. The seal's key is that App key
+/// read (`seal_key`), so sealing adds no call but to an installation token's setSecret.
+#[tokio::test]
+async fn each_step_reads_each_secret_once() {
+    let (url, counts) = e2e::proxy::start(stack::endpoint()).await;
+    let mut rig = Rig::new(&[("AWS_ENDPOINT_URL", &url)]).await;
+    for value in [rig.token_secret(FULL), rig.key_secret("web")] {
+        let arn = rig.secret(value).await;
+        rig.rotate_ok(&arn).await;
+        let token = shared::random::version_id();
+        stack::begin_rotation(&rig.client, &arn, &token, &stack::function_arn(BINARY))
+            .await
+            .unwrap();
+        counts.take();
+        let mut reads = Vec::new();
+        for step in Step::ALL {
+            driver::step(
+                &mut rig.function,
+                step,
+                &arn,
+                &token,
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+            let c = counts.take();
+            reads.push(c.get("SecretsManager:GetSecretValue").copied().unwrap_or(0));
+        }
+        let kind = value_kind(&rig, &arn).await;
+        assert_eq!(reads, [4, 3, 3, 3], "{kind}");
+    }
 }

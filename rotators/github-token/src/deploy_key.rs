@@ -7,7 +7,7 @@
 //! (`administration: write` on the one repository), revoked as soon as the step is done.
 
 use crate::secret::GhSecret;
-use crate::{App, SEAL, api, check_seal, current_and_pending, pinned, seal};
+use crate::{App, api, current_and_pending, pinned};
 use async_trait::async_trait;
 use serde_json::json;
 use shared::config::Retire;
@@ -175,24 +175,13 @@ impl Target for DeployKey {
 
     async fn create(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
         let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
-        let pem = self.app.app_key(v, &current).await?;
         let (private, public) = generate_key(&title(v.arn(), v.token()))?;
-        let sealed = seal(&pem, v, &key_body(&public));
-        Ok(current.with(
-            private.expose(),
-            &[("public_key", public.into()), (SEAL, sealed.into())],
-        ))
+        Ok(current.with(private.expose(), &[("public_key", public.into())]))
     }
 
+    /// The protocol checked the value's seal (`seal_key`) first: a planted key never gets here.
     async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
         let (_, pending, _) = current_and_pending(v).await?;
-        let pem = self.app.app_key(v, &pending).await?;
-        check_seal(
-            &pending,
-            &pem,
-            v,
-            &key_body(pending.str_field("public_key")),
-        )?;
         let (owner, repo) = (pending.str_field("owner"), pending.str_field("repo"));
         let public = pending.str_field("public_key").to_owned();
         let want = title(v.arn(), v.token());
@@ -230,13 +219,6 @@ impl Target for DeployKey {
             return self.test_probe(v).await;
         }
         let (_, pending, _) = current_and_pending(v).await?;
-        let pem = self.app.app_key(v, &pending).await?;
-        check_seal(
-            &pending,
-            &pem,
-            v,
-            &key_body(pending.str_field("public_key")),
-        )?;
         let (owner, repo) = (pending.str_field("owner"), pending.str_field("repo"));
         let public = pending.str_field("public_key");
         let want = title(v.arn(), v.token());
@@ -279,6 +261,10 @@ impl Target for DeployKey {
             ),
         ));
         checks
+    }
+
+    async fn seal_key(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        self.app.seal_key(v).await
     }
 
     /// Deletes this secret's keys but the current one (`is_stale`), whenever it runs.

@@ -4,7 +4,7 @@
 //! refreshes them on a schedule of its own (Secrets Manager's runs at most every four hours).
 
 use crate::secret::GhSecret;
-use crate::{App, RefreshList, SEAL, api, check_seal, current_and_pending, pinned, seal};
+use crate::{App, RefreshList, api, current_and_pending, pinned};
 use async_trait::async_trait;
 use serde_json::Value;
 use shared::config::Retire;
@@ -80,13 +80,11 @@ impl Target for InstallationToken {
                 budget(v.deadline()),
             )
             .await?;
-        let sealed = seal(&pem, v, minted.token.secret.expose());
         Ok(current.with(
             minted.token.secret.expose(),
             &[
                 ("expires_at", minted.expires_at.into()),
                 ("granted_permissions", minted.permissions),
-                (SEAL, sealed.into()),
             ],
         ))
     }
@@ -98,7 +96,7 @@ impl Target for InstallationToken {
         }
     }
 
-    /// GitHub minted it: nothing to set, once the value is checked.
+    /// GitHub minted it: nothing to set, once the value is checked (the protocol checked its seal).
     async fn set(&self, v: &Versions<'_>) -> Result<(), Error> {
         current_and_pending(v).await.map(drop)
     }
@@ -106,13 +104,14 @@ impl Target for InstallationToken {
     /// The token lists the installation's repositories: exactly the scope's, when it has some.
     async fn test(&self, v: &Versions<'_>) -> Result<(), Error> {
         let (_, pending, scope) = current_and_pending(v).await?;
-        let pem = self.app.app_key(v, &pending).await?;
-        // A probe of the rotation configuration (`RotateImmediately=false`) is a copy of
-        // AWSCURRENT: its token, sealed for its own version, is tested as it is; before the first
-        // rotation it has none, and the App's key and installation are what can be proved.
-        let probe = v.is_probe().await;
+        // The protocol checked the seal (keyed by the App's key, `seal_key`) of every value but a
+        // probe of the rotation configuration (`RotateImmediately=false`): a copy of AWSCURRENT,
+        // sealed for AWSCURRENT's own version. Its token is tested as it is, which promotes
+        // nothing; before the first rotation it has none, and the App's key and installation are
+        // what can be proved.
         let Some(token) = stored_token(&pending) else {
-            if probe {
+            if v.is_probe().await {
+                let pem = self.app.app_key(v, &pending).await?;
                 let (id, until) = (pending.installation_id, budget(v.deadline()));
                 let api = &self.app.api;
                 return api
@@ -122,9 +121,6 @@ impl Target for InstallationToken {
             }
             return Err(Error::value(AWSPENDING, "field `token` is missing"));
         };
-        if !probe {
-            check_seal(&pending, &pem, v, token.secret.expose())?;
-        }
         let reached = self
             .app
             .api
@@ -177,6 +173,10 @@ impl Target for InstallationToken {
             ));
         }
         checks
+    }
+
+    async fn seal_key(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        self.app.seal_key(v).await
     }
 
     /// Revokes the previous token (never the current one) once `Versions::may_retire_previous`

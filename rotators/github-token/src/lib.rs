@@ -116,6 +116,16 @@ impl App {
         Ok(pem)
     }
 
+    /// The key of createSecret's seal (`shared::seal`) for both kinds: the App's private key, not
+    /// the default `AWSCURRENT` value, which a token's consumers read and, given `PutSecretValue`,
+    /// could seal a planted value with. The pin comes first, so the key secret read is the one the
+    /// tags name, never one a writer chose; `Versions` caches the read, which the step's own hooks
+    /// make too.
+    async fn seal_key(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        let (current, _) = pinned(v, v.current().await?, AWSCURRENT)?;
+        self.app_key(v, &current).await
+    }
+
     /// The pre-flight checks both credentials share: the value parses, the tags pin it, the
     /// App's key secret is readable and its JWT accepted, the installation is active and grants
     /// the permissions `needed` (from the value and its pinned scope). Only GETs: minting a token
@@ -228,69 +238,6 @@ fn pinned(
     Ok((s, scope))
 }
 
-/// The field that seals a value this function's createSecret made.
-pub const SEAL: &str = "rotation_seal";
-
-/// HMAC-SHA-256, keyed by the App's private key (which only this function and the App's owners
-/// hold), of the secret, the version and the credential's public part: proof that createSecret
-/// made the `AWSPENDING` value. A writer who puts a value under the rotation's version before
-/// createSecret runs cannot forge it, so setSecret and testSecret never register or promote a
-/// planted key or token. A MAC reveals nothing of its key, so it may sit in the value.
-fn mac(pem: &SecretString, arn: &str, version: &str, credential: &str) -> hmac::Hmac<sha2::Sha256> {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(pem.expose().as_bytes())
-        .expect("HMAC takes a key of any length");
-    for part in [arn, version, credential] {
-        mac.update(part.as_bytes());
-        mac.update(&[0]);
-    }
-    mac
-}
-
-/// The seal createSecret stores with a new value (`mac`), in hex.
-fn seal(pem: &SecretString, v: &Versions<'_>, credential: &str) -> String {
-    use hmac::Mac;
-    mac(pem, v.arn(), v.token(), credential)
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Checks the pending value's seal (`mac`). A value without a valid one was not made by this
-/// function: it can never pass, so it is dead and the protocol abandons it.
-fn check_seal(
-    pending: &GhSecret,
-    pem: &SecretString,
-    v: &Versions<'_>,
-    credential: &str,
-) -> Result<(), Error> {
-    use hmac::Mac;
-    let given = pending.str_field(SEAL);
-    let bytes: Option<Vec<u8>> = (given.len() == 64 && given.is_ascii())
-        .then(|| {
-            (0..32)
-                .map(|i| u8::from_str_radix(&given[2 * i..2 * i + 2], 16).ok())
-                .collect()
-        })
-        .flatten();
-    match bytes {
-        // `verify_slice` compares in constant time.
-        Some(b)
-            if mac(pem, v.arn(), v.token(), credential)
-                .verify_slice(&b)
-                .is_ok() =>
-        {
-            Ok(())
-        }
-        _ => Err(Error::dead(format!(
-            "the AWSPENDING value's field `{SEAL}` is missing or wrong: this function's createSecret did not \
-             make it (a value written under the rotation's version by hand), so it is neither registered nor promoted"
-        ))),
-    }
-}
-
 /// `AWSCURRENT` and `AWSPENDING`, both pinned, for setSecret and testSecret: the pending value's
 /// scope. A rotation may not move the secret to another App, installation or repository.
 async fn current_and_pending(v: &Versions<'_>) -> Result<(GhSecret, GhSecret, Value), Error> {
@@ -384,6 +331,10 @@ impl Target for GitHubToken {
         self.pick(v).await?.retire(v, when).await
     }
 
+    async fn seal_key(&self, v: &Versions<'_>) -> Result<SecretString, Error> {
+        self.pick(v).await?.seal_key(v).await
+    }
+
     /// Installation tokens expire within the hour, so the templates refresh them on a schedule
     /// (`shared::refresh`); a pending token a failed rotation left serves nobody. Only the token
     /// secrets that schedule names: a refresh drops an in-flight `AWSPENDING`, which a deploy
@@ -398,5 +349,210 @@ impl Target for GitHubToken {
                 RefreshList::ENV
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::store::{MemoryStore, SecretMeta, SecretStore, SecretValue, StoreError};
+    use shared::{RotationEvent, Step};
+    use std::sync::Mutex;
+    use std::time::SystemTime;
+
+    /// Stands for the App's key: `app_key` only checks its PEM armour, and nothing here signs.
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n";
+
+    /// A store whose `DescribeSecret` carries the pin's tags and which records every read.
+    struct Tagged {
+        inner: MemoryStore,
+        tags: Vec<(String, String)>,
+        reads: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl SecretStore for Tagged {
+        async fn describe(&self, id: &str) -> Result<SecretMeta, StoreError> {
+            let mut meta = self.inner.describe(id).await?;
+            meta.tags = self.tags.clone();
+            Ok(meta)
+        }
+        fn may_rotate(&self, _arn: &str) -> Result<(), String> {
+            Ok(())
+        }
+        async fn get_value(
+            &self,
+            id: &str,
+            version: Option<&str>,
+            stage: &str,
+        ) -> Result<SecretValue, StoreError> {
+            self.reads.lock().unwrap().push(id.to_owned());
+            self.inner.get_value(id, version, stage).await
+        }
+        async fn put_pending(
+            &self,
+            id: &str,
+            token: &str,
+            value: &SecretString,
+            rotation_token: Option<&str>,
+        ) -> Result<(), StoreError> {
+            self.inner
+                .put_pending(id, token, value, rotation_token)
+                .await
+        }
+        async fn version_created(
+            &self,
+            id: &str,
+            version: &str,
+        ) -> Result<Option<SystemTime>, StoreError> {
+            self.inner.version_created(id, version).await
+        }
+        async fn move_stage(
+            &self,
+            id: &str,
+            stage: &str,
+            to: Option<&str>,
+            from: Option<&str>,
+        ) -> Result<(), StoreError> {
+            self.inner.move_stage(id, stage, to, from).await
+        }
+    }
+
+    /// A token secret pinned to the App key secret `key`, and a second key secret a writer
+    /// made (holding a key they know). `(store, secret, key, writer's key)`.
+    fn rig() -> (Tagged, String, String, String) {
+        let inner = MemoryStore::new();
+        let key = inner.create_secret("app-key", PEM);
+        let writers = inner.create_secret(
+            "writers-key",
+            "-----BEGIN PRIVATE KEY-----\nw\n-----END PRIVATE KEY-----",
+        );
+        let value = serde_json::json!({"kind": "app-installation-token", "app_id": 42,
+            "installation_id": 7, "private_key_secret_arn": key, "token": "ghs_current"});
+        let arn = inner.create_secret("ci-token", &value.to_string());
+        let tags = [
+            (pin::APP_ID, "42"),
+            (pin::INSTALLATION_ID, "7"),
+            (pin::KEY_SECRET, key.as_str()),
+            (pin::PERMISSIONS, "contents=read"),
+        ];
+        let tags = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let store = Tagged {
+            inner,
+            tags,
+            reads: Mutex::default(),
+        };
+        (store, arn, key, writers)
+    }
+
+    fn function() -> GitHubToken {
+        // Never called: these steps make no GitHub request.
+        let app = Arc::new(App {
+            api: Api {
+                base: "http://127.0.0.1:9".into(),
+            },
+            refreshed: RefreshList::default(),
+        });
+        GitHubToken {
+            token: InstallationToken { app: app.clone() },
+            key: DeployKey { app },
+        }
+    }
+
+    /// `AWSCURRENT` with another token, sealed with `key` for the version `token`.
+    async fn planted(store: &Tagged, arn: &str, token: &str, key: &SecretString) -> SecretString {
+        let current = store.inner.get_value(arn, None, AWSCURRENT).await.unwrap();
+        let mut map = current.value.json_object().unwrap();
+        map.insert("token".into(), "ghs_planted".into());
+        shared::seal::seal(key, arn, token, &SecretString::from_json(&map)).unwrap()
+    }
+
+    /// A consumer of a token secret reads `AWSCURRENT`: a value they seal with it and put under
+    /// the rotation's version is dead (a default `seal_key` would take it), and only a value sealed
+    /// with the App's key gets through setSecret.
+    #[tokio::test]
+    async fn the_seal_is_keyed_by_the_app_key_not_awscurrent() {
+        let (store, arn, _, _) = rig();
+        let target = function();
+        let current = store.inner.get_value(&arn, None, AWSCURRENT).await.unwrap();
+        let set = |token: &str| RotationEvent::new(Step::Set, &arn, token);
+        let token = shared::random::version_id();
+        store.inner.begin_rotation(&arn, &token).unwrap();
+        let forged = planted(&store, &arn, &token, &current.value).await;
+        store
+            .put_pending(&arn, &token, &forged, None)
+            .await
+            .unwrap();
+        let err = shared::run_step(&store, &target, &set(&token), None, Retire::NextRotation)
+            .await
+            .unwrap_err();
+        assert!(matches!(err.error, Error::Dead(_)), "{err}");
+        assert!(err.to_string().contains("createsecret_seal"), "{err}");
+        assert_eq!(store.inner.labels(&arn).version_with(AWSPENDING), None);
+
+        let token = shared::random::version_id();
+        store.inner.begin_rotation(&arn, &token).unwrap();
+        let sealed = planted(&store, &arn, &token, &SecretString::from(PEM)).await;
+        store
+            .put_pending(&arn, &token, &sealed, None)
+            .await
+            .unwrap();
+        let done =
+            shared::run_step(&store, &target, &set(&token), None, Retire::NextRotation).await;
+        assert!(matches!(done, Ok(shared::Outcome::Done)), "{done:?}");
+    }
+
+    /// The pin is checked before the key is read: a value naming a key secret the tags do not
+    /// is refused without reading it, and the pinned one is read once per step, however often
+    /// the step asks.
+    #[tokio::test]
+    async fn the_seal_key_is_read_from_the_pinned_key_secret_once() {
+        let (store, arn, key, writers) = rig();
+        let target = function();
+        let meta = store.describe(&arn).await.unwrap();
+        let v = Versions::new(&store, meta.clone(), "v", None);
+        for _ in 0..2 {
+            let got = target.seal_key(&v).await.unwrap();
+            assert!(got.expose() == PEM, "the seal's key is not the App's key");
+        }
+        let (current, _) = pinned(&v, v.current().await.unwrap(), AWSCURRENT).unwrap();
+        target.token.app.app_key(&v, &current).await.unwrap();
+        let reads = store.reads.lock().unwrap().clone();
+        assert_eq!(reads.iter().filter(|r| **r == key).count(), 1, "{reads:?}");
+
+        // A writer points AWSCURRENT at their own key secret.
+        let mut value = store
+            .inner
+            .get_value(&arn, None, AWSCURRENT)
+            .await
+            .unwrap()
+            .value
+            .json_object()
+            .unwrap();
+        value.insert("private_key_secret_arn".into(), writers.clone().into());
+        let id = shared::random::version_id();
+        store.inner.begin_rotation(&arn, &id).unwrap();
+        store
+            .put_pending(&arn, &id, &SecretString::from_json(&value), None)
+            .await
+            .unwrap();
+        let old = meta.labels.version_with(AWSCURRENT).unwrap().to_owned();
+        store
+            .move_stage(&arn, AWSCURRENT, Some(&id), Some(&old))
+            .await
+            .unwrap();
+        let meta = store.describe(&arn).await.unwrap();
+        store.reads.lock().unwrap().clear();
+        let v = Versions::new(&store, meta, "v", None);
+        let err = target.seal_key(&v).await.unwrap_err().to_string();
+        assert!(err.contains("field `private_key_secret_arn`"), "{err}");
+        let reads = store.reads.lock().unwrap().clone();
+        assert!(
+            !reads.contains(&writers) && !reads.contains(&key),
+            "{reads:?}"
+        );
     }
 }

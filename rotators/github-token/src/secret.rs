@@ -11,6 +11,9 @@
 use serde_json::{Map, Value};
 use shared::{Error, SecretString};
 
+/// The field of the seal this rotator kept before it used the shared one (`shared::seal`).
+const RETIRED_SEAL: &str = "rotation_seal";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     InstallationToken,
@@ -163,6 +166,9 @@ impl GhSecret {
     /// This secret with a new credential and other updated fields.
     pub fn with(&self, credential: &str, updates: &[(&str, Value)]) -> SecretString {
         let mut fields = self.fields.clone();
+        // The seal earlier versions added; the shared `createsecret_seal` replaced it and nothing
+        // reads it, so it goes with the next rotation instead of riding along for ever.
+        fields.remove(RETIRED_SEAL);
         for (k, v) in updates {
             fields.insert((*k).into(), v.clone());
         }
@@ -253,6 +259,20 @@ mod tests {
             assert!(!err.contains("hidden-key"), "{err}");
         }
         assert!(parse(base).unwrap().read_only());
+    }
+
+    #[test]
+    fn a_new_value_keeps_unknown_fields_but_the_retired_seal() {
+        let v = serde_json::json!({"kind": "app-installation-token", "app_id": 1, "installation_id": 2,
+            "private_key_secret_arn": "arn:k", "team": "ci", RETIRED_SEAL: "00"});
+        let new = parse(v)
+            .unwrap()
+            .with("ghs_new", &[])
+            .json_object()
+            .unwrap();
+        assert_eq!(new["team"], "ci");
+        assert_eq!(new["token"], "ghs_new");
+        assert!(!new.contains_key(RETIRED_SEAL));
     }
 
     #[test]
