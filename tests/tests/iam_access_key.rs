@@ -391,6 +391,49 @@ async fn a_probe_whose_key_is_not_listed_deletes_nothing() {
     assert_eq!(rig.admin.keys(&user).await, vec![(k0, true)]);
 }
 
+/// A reader of `AWSCURRENT` can seal a pending value that names the current key (one field
+/// changed, so it is no probe): were IAM to hide that key for the whole step, it is still not
+/// deleted, since this rotation did not mint it.
+#[tokio::test]
+async fn a_sealed_pending_value_naming_the_current_key_deletes_nothing() {
+    let tamper = Tamper::start().await;
+    let mut rig = Rig::at("next-rotation", true, tamper.url.clone()).await;
+    let (user, arn, k0, s0) = rig.user_and_secret().await;
+    let token = shared::random::version_id();
+    stack::begin_rotation(&rig.admin.sm, &arn, &token, &stack::function_arn(BINARY))
+        .await
+        .unwrap();
+    let copy = json!({"UserName": user, "AccessKeyId": k0, "SecretAccessKey": s0, "note": "x"});
+    let admin_store = shared::store::AwsStore::new(rig.admin.sm.clone());
+    let copy = stack::sealed(&admin_store, &arn, &token, &copy.to_string()).await;
+    rig.admin
+        .sm
+        .put_secret_value()
+        .secret_id(&arn)
+        .client_request_token(&token)
+        .secret_string(copy)
+        .version_stages(AWSPENDING)
+        .send()
+        .await
+        .unwrap();
+    tamper.hide(&k0, usize::MAX);
+    let err = driver::step(
+        &mut rig.function,
+        Step::Test,
+        &arn,
+        &token,
+        Duration::from_secs(8),
+    )
+    .await
+    .unwrap_err();
+    tamper.hide(&k0, 0);
+    assert!(
+        err.contains(k0.as_str()) && err.contains("not deleted"),
+        "{err}"
+    );
+    assert_eq!(rig.admin.keys(&user).await, vec![(k0, true)]);
+}
+
 /// The tag `iam:user-name` pins the user on Secrets Manager's probe too: a probe (a copy of an
 /// `AWSCURRENT` a writer rewrote) naming another user is refused before IAM is asked anything.
 #[tokio::test]

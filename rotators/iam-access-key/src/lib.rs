@@ -475,7 +475,7 @@ impl Target for IamAccessKey {
         pinned(&current.user, v.tag(USER_TAG))?;
         let pending =
             self.pending_with_user(KeySecret::parse(v.pending().await?, AWSPENDING)?, &current)?;
-        self.pending_listed(v, &pending).await?;
+        self.pending_listed(v, &pending, &current).await?;
         self.signs_in(&pending, AWSPENDING, budget(v.deadline()))
             .await?;
         // finishSecret retires right after this re-test, with this key as AWSCURRENT.
@@ -754,7 +754,12 @@ impl IamAccessKey {
     /// it was deleted. Its version holds it, so it is provably this secret's: it is deleted
     /// before the version is abandoned, in case it is only hidden, so no live key of unknown
     /// owner jams the next rotation.
-    async fn pending_listed(&self, v: &Versions<'_>, pending: &KeySecret) -> Result<(), Error> {
+    async fn pending_listed(
+        &self,
+        v: &Versions<'_>,
+        pending: &KeySecret,
+        current: &KeySecret,
+    ) -> Result<(), Error> {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let (misses, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
         let started = Instant::now();
@@ -780,12 +785,14 @@ impl IamAccessKey {
                  without it): {last}"
             )));
         }
-        if v.is_probe().await {
-            // A probe's key is `AWSCURRENT`'s, which no createSecret of ours minted: only ours is
-            // deleted (it may be live and only hidden).
+        // The key of `AWSCURRENT` or `AWSPREVIOUS` (Secrets Manager's probe, or a value sealed by
+        // a reader of `AWSCURRENT`) is not this rotation's to delete: it may be live, only hidden.
+        let held = *key == current.key_id
+            || self.previous_key(v, user).await.ok().flatten().as_deref() == Some(key.as_str());
+        if held {
             return Err(Error::target(format!(
-                "the AWSCURRENT key {key} is not a key of user {user:?} ({misses} listings over {} s agree); \
-                 it is not deleted",
+                "the AWSPENDING key {key} is not a key of user {user:?} ({misses} listings over {} s agree); it is \
+                 also the key of AWSCURRENT or AWSPREVIOUS, which this rotation did not mint, so it is not deleted",
                 started.elapsed().as_secs()
             )));
         }
