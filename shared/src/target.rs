@@ -308,6 +308,15 @@ impl<'a> Versions<'a> {
             .await?)
     }
 
+    /// When the version now labelled `AWSPREVIOUS` was created: the moment the rotation that
+    /// made it began, if one did (`None`: no such version).
+    pub async fn previous_began(&self) -> Result<Option<SystemTime>, Error> {
+        match self.meta.labels.version_with(AWSPREVIOUS) {
+            None => Ok(None),
+            Some(id) => Ok(self.store.version_created(&self.meta.arn, id).await?),
+        }
+    }
+
     /// The tags of another secret (`DescribeSecret`), e.g. to find the database of an
     /// RDS-managed master secret.
     pub async fn other_secret_tags(&self, secret_id: &str) -> Result<Vec<(String, String)>, Error> {

@@ -82,6 +82,9 @@ impl Rig {
         let user = e2e::db::unique_user("app");
         let (key, secret_key) = self.admin.user(&user, PATH).await;
         let value = json!({"UserName": user, "AccessKeyId": key, "SecretAccessKey": secret_key, "Team": "payments"});
+        // IAM dates keys to the second: a key put in by hand predates its secret's first version,
+        // so no rule takes it for one a rotation minted.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let arn =
             stack::create_secret(&self.admin.sm, &stack::unique("iam"), &value.to_string()).await;
         (user, arn, key, secret_key)
@@ -194,8 +197,24 @@ async fn two_rotations_deactivate_then_replace_the_old_key() {
         "other fields are kept"
     );
 
-    let r = rig.rotate_ok(&arn).await;
-    assert_eq!(r.labels.version_with(AWSPENDING), None);
+    // The first key was put in by hand, not minted by a rotation: once inactive, nothing proves
+    // this secret held it, so it is left for a person to delete.
+    let r = rig.rotate(&arn, false).await;
+    let err = create_refused(&r);
+    for part in [
+        k0.as_str(),
+        "AWSPREVIOUS, inactive",
+        "no rotation of this secret minted",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        sorted(vec![(k0.clone(), false), (k1.clone(), true)])
+    );
+    rig.admin.delete_key(&user, &k0).await;
+    let r = rig.rotate(&arn, true).await;
+    assert!(r.succeeded(), "{:?}", r.steps);
     let (k2, s2) = rig.current_key(&arn).await;
     assert_eq!(
         rig.admin.keys(&user).await,
@@ -205,11 +224,20 @@ async fn two_rotations_deactivate_then_replace_the_old_key() {
         iam::caller(&k0, &s0).await.is_err(),
         "the deleted key is refused"
     );
+
+    // The second was minted by the rotation that made its version: deleted to make room.
+    let r = rig.rotate_ok(&arn).await;
+    assert_eq!(r.labels.version_with(AWSPENDING), None);
+    let (k3, s3) = rig.current_key(&arn).await;
     assert_eq!(
-        iam::caller(&k2, &s2).await.unwrap(),
+        rig.admin.keys(&user).await,
+        sorted(vec![(k2.clone(), false), (k3.clone(), true)])
+    );
+    assert_eq!(
+        iam::caller(&k3, &s3).await.unwrap(),
         iam::user_arn(&user, PATH)
     );
-    rig.assert_no_leak(&[&s0, &s1, &s2]);
+    rig.assert_no_leak(&[&s0, &s1, &s2, &s3]);
 }
 
 fn sorted(mut v: Vec<(String, bool)>) -> Vec<(String, bool)> {
@@ -389,6 +417,39 @@ async fn a_probe_whose_key_is_not_listed_deletes_nothing() {
         "{err}"
     );
     assert_eq!(rig.admin.keys(&user).await, vec![(k0, true)]);
+}
+
+/// A writer who holds the working key can name a deactivated key of the user in `AWSPREVIOUS`
+/// (two puts); an inactive key cannot sign in, and no rotation minted it, so it is not deleted.
+#[tokio::test]
+async fn a_deactivated_key_a_writer_names_as_previous_is_kept() {
+    let mut rig = Rig::new("finish:deactivate").await;
+    let (user, arn, k0, s0) = rig.user_and_secret().await;
+    let (kept, _) = rig.admin.key(&user).await;
+    rig.admin.deactivate(&user, &kept).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let current = rig.value(&arn, AWSCURRENT).await;
+    rig.write(
+        &arn,
+        &json!({"UserName": user, "AccessKeyId": kept, "SecretAccessKey": "sk-junk-hidden"}),
+    )
+    .await;
+    rig.write(&arn, &current).await;
+    let before = rig.admin.keys(&user).await;
+    let err = create_refused(&rig.rotate(&arn, false).await);
+    for part in [
+        kept.as_str(),
+        "no rotation of this secret minted",
+        "not deleted",
+    ] {
+        assert!(err.contains(part), "{err} should contain {part}");
+    }
+    assert_eq!(
+        rig.admin.keys(&user).await,
+        before,
+        "the deactivated key was kept"
+    );
+    assert_eq!(rig.current_key(&arn).await, (k0, s0));
 }
 
 /// A reader of `AWSCURRENT` can seal a pending value that names the current key (one field

@@ -3,7 +3,7 @@
 //! IAM allows two keys per user. When the user has two, createSecret makes room by deleting only a
 //! key that is provably this rotation's or harmless: the orphan of this very rotation (created
 //! after its `AWSPENDING` version, by an attempt that crashed between minting and storing), else
-//! the `AWSPREVIOUS` key once inactive. A key it cannot prove is ours (one that predates the
+//! the `AWSPREVIOUS` key once inactive, if the rotation that made that version minted it. A key it cannot prove is ours (one that predates the
 //! rotation and no version holds, active or not, or the active `AWSPREVIOUS` key) is never
 //! deleted: the step fails naming it. It never touches the `AWSCURRENT` key.
 //!
@@ -319,8 +319,11 @@ impl IamAccessKey {
     ) -> Result<(), Error> {
         let keys = self.keys(&current.user).await?;
         let began = match keys.len() {
-            0 | 1 => None,
-            _ => v.rotation_began().await?,
+            0 | 1 => Began::default(),
+            _ => Began {
+                this: v.rotation_began().await?,
+                previous: v.previous_began().await?,
+            },
         };
         match room_plan(&keys, current, previous, began)? {
             None => Ok(()),
@@ -349,15 +352,24 @@ impl IamAccessKey {
     }
 }
 
+/// When the versions that may own a key were created (`CreatedDate`): this rotation's, and the
+/// `AWSPREVIOUS` one's. A key minted within a version's createSecret window is that rotation's.
+#[derive(Debug, Clone, Copy, Default)]
+struct Began {
+    this: Option<SystemTime>,
+    previous: Option<SystemTime>,
+}
+
 /// Which key createSecret deletes to make room for a new one (`None`: there is room), and why;
-/// or the refusal, naming the key. `began`: when this rotation's version was created; a key no
-/// version holds is this rotation's orphan only when made within its createSecret window (a
-/// break-glass key made during a stalled rotation is not).
+/// or the refusal, naming the key. A key no version holds is this rotation's orphan only when
+/// made within its createSecret window (a break-glass key made during a stalled rotation is
+/// not). The inactive `AWSPREVIOUS` key goes only when the rotation that made that version minted
+/// it: an inactive key cannot sign in, and a writer can name any key of the user there.
 fn room_plan(
     keys: &[Key],
     current: &KeySecret,
     previous: Option<&str>,
-    began: Option<SystemTime>,
+    began: Began,
 ) -> Result<Option<(String, &'static str)>, Error> {
     if keys.len() < 2 {
         return Ok(None);
@@ -366,7 +378,7 @@ fn room_plan(
     let others: Vec<&Key> = keys.iter().filter(|k| k.id != current.key_id).collect();
     let orphan = others.iter().find(|k| {
         Some(k.id.as_str()) != previous
-            && matches!((k.created, began), (Some(c), Some(b)) if minted_in_window(c, b))
+            && matches!((k.created, began.this), (Some(c), Some(b)) if minted_in_window(c, b))
     });
     if let Some(orphan) = orphan {
         return Ok(Some((
@@ -374,15 +386,24 @@ fn room_plan(
             "the key an earlier attempt of this rotation minted but never stored",
         )));
     }
-    // The previous key, once inactive, is ours and serves no one. Any other inactive key may be
-    // someone's, kept to switch back on: never ours to delete.
-    let inactive = others
-        .iter()
-        .find(|k| !k.active && Some(k.id.as_str()) == previous);
-    if let Some(old) = inactive {
-        return Ok(Some((old.id.clone(), "the inactive AWSPREVIOUS key")));
-    }
+    // The previous key, once inactive, serves no one; any other inactive key may be kept to be
+    // switched back on.
     let old = others.first().expect("two keys, one is not current");
+    if !old.active && Some(old.id.as_str()) == previous {
+        if matches!((old.created, began.previous), (Some(c), Some(b)) if minted_in_window(c, b)) {
+            return Ok(Some((old.id.clone(), "the inactive AWSPREVIOUS key")));
+        }
+        return Err(Error::target(format!(
+            "user {user:?} already has two access keys: {} (AWSCURRENT) and {} (AWSPREVIOUS, inactive, created {} \
+             ago), which no rotation of this secret minted (it predates its version, e.g. the first key put in by \
+             hand), so nothing proves this secret held it and it is not deleted. If nothing needs it, delete {}, then \
+             rotate again",
+            current.key_id,
+            old.id,
+            age(old.created),
+            old.id
+        )));
+    }
     if !old.active {
         return Err(Error::target(format!(
             "user {user:?} already has two access keys: {} (AWSCURRENT) and {}, an inactive key created {} ago that \
@@ -397,7 +418,7 @@ fn room_plan(
     if Some(old.id.as_str()) == previous {
         return Err(Error::target(format!(
             "user {user:?} already has two access keys: {} (AWSCURRENT) and {} (AWSPREVIOUS), and {} is still active, so \
-             making room would delete a key that may be in use; deactivate or delete it, or set RETIRE_PREVIOUS to \
+             making room would delete a key that may be in use; delete it, or set RETIRE_PREVIOUS to \
              next-rotation (or finish with OLD_KEY_ACTION) so old keys are retired",
             current.key_id, old.id, old.id
         )));
@@ -531,13 +552,18 @@ impl Target for IamAccessKey {
             Err(e) => Check::failed("current credentials", e.to_string()),
         });
         let previous = self.previous_key(v, &current.user).await.ok().flatten();
+        // No rotation yet: only the previous version's date matters.
+        let began = Began {
+            this: None,
+            previous: v.previous_began().await.ok().flatten(),
+        };
         let mut left: Vec<Key> = keys;
         if retire == Retire::NextRotation && previous.as_deref() != Some(current.key_id.as_str()) {
             // The next rotation deletes the previous key before it mints.
             left.retain(|k| Some(k.id.as_str()) != previous.as_deref());
         }
         checks.push(
-            match room_plan(&left, &current, previous.as_deref(), None) {
+            match room_plan(&left, &current, previous.as_deref(), began) {
                 Ok(None) => Check::ok("key slot", "there is room for a new key"),
                 Ok(Some((key, why))) => Check::ok(
                     "key slot",
