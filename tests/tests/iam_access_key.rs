@@ -174,7 +174,8 @@ fn create_refused(r: &Rotation) -> String {
 
 #[tokio::test]
 async fn two_rotations_deactivate_then_replace_the_old_key() {
-    let mut rig = Rig::new("finish:deactivate").await;
+    let tamper = Tamper::start().await;
+    let mut rig = Rig::at("finish:deactivate", true, tamper.url.clone()).await;
     let (user, arn, k0, s0) = rig.user_and_secret().await;
     rig.rotate_ok(&arn).await;
     let (k1, s1) = rig.current_key(&arn).await;
@@ -213,6 +214,8 @@ async fn two_rotations_deactivate_then_replace_the_old_key() {
         sorted(vec![(k0.clone(), false), (k1.clone(), true)])
     );
     rig.admin.delete_key(&user, &k0).await;
+    // The person took more than createSecret's window: the retry mints long after the version.
+    tamper.backdate(&r.token, Duration::from_secs(16 * 60));
     let r = rig.rotate(&arn, true).await;
     assert!(r.succeeded(), "{:?}", r.steps);
     let (k2, s2) = rig.current_key(&arn).await;
@@ -225,7 +228,8 @@ async fn two_rotations_deactivate_then_replace_the_old_key() {
         "the deleted key is refused"
     );
 
-    // The second was minted by the rotation that made its version: deleted to make room.
+    // Keys minted by the rotations that made their versions: deleted to make room, the one the
+    // late retry minted too.
     let r = rig.rotate_ok(&arn).await;
     assert_eq!(r.labels.version_with(AWSPENDING), None);
     let (k3, s3) = rig.current_key(&arn).await;
@@ -233,11 +237,17 @@ async fn two_rotations_deactivate_then_replace_the_old_key() {
         rig.admin.keys(&user).await,
         sorted(vec![(k2.clone(), false), (k3.clone(), true)])
     );
+    rig.rotate_ok(&arn).await;
+    let (k4, s4) = rig.current_key(&arn).await;
     assert_eq!(
-        iam::caller(&k3, &s3).await.unwrap(),
+        rig.admin.keys(&user).await,
+        sorted(vec![(k3.clone(), false), (k4.clone(), true)])
+    );
+    assert_eq!(
+        iam::caller(&k4, &s4).await.unwrap(),
         iam::user_arn(&user, PATH)
     );
-    rig.assert_no_leak(&[&s0, &s1, &s2, &s3]);
+    rig.assert_no_leak(&[&s0, &s1, &s2, &s3, &s4]);
 }
 
 fn sorted(mut v: Vec<(String, bool)>) -> Vec<(String, bool)> {

@@ -179,12 +179,21 @@ struct Key {
 /// `CREATE_WINDOW` after the rotation began. IAM reports `CreateDate` in whole seconds, so the
 /// comparison is too: a key from the rotation's first second counts as its own.
 fn minted_in_window(created: SystemTime, began: SystemTime) -> bool {
-    let secs = |t: SystemTime| {
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    };
-    (secs(began)..=secs(began) + CREATE_WINDOW.as_secs()).contains(&secs(created))
+    minted_after(created, began) && secs(created) <= secs(began) + CREATE_WINDOW.as_secs()
+}
+
+/// Whether a key was created at or after a version (in IAM's whole seconds). The key a version
+/// holds is that rotation's when it is: a version written by `PutSecretValue` gets its value as
+/// it is created, so it can only name a key that already existed; a rotation's version is created
+/// empty when `RotateSecret` starts, and createSecret (or a retry, however late) mints after.
+fn minted_after(created: SystemTime, version: SystemTime) -> bool {
+    secs(created) >= secs(version)
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// "3 days", "5 hours", "12 minutes", "40 seconds": how long ago `t` was.
@@ -353,7 +362,7 @@ impl IamAccessKey {
 }
 
 /// When the versions that may own a key were created (`CreatedDate`): this rotation's, and the
-/// `AWSPREVIOUS` one's. A key minted within a version's createSecret window is that rotation's.
+/// `AWSPREVIOUS` one's.
 #[derive(Debug, Clone, Copy, Default)]
 struct Began {
     this: Option<SystemTime>,
@@ -363,8 +372,9 @@ struct Began {
 /// Which key createSecret deletes to make room for a new one (`None`: there is room), and why;
 /// or the refusal, naming the key. A key no version holds is this rotation's orphan only when
 /// made within its createSecret window (a break-glass key made during a stalled rotation is
-/// not). The inactive `AWSPREVIOUS` key goes only when the rotation that made that version minted
-/// it: an inactive key cannot sign in, and a writer can name any key of the user there.
+/// not). The inactive `AWSPREVIOUS` key goes only when created at or after its version
+/// (`minted_after`): an inactive key cannot sign in, and a writer can name any key of the user
+/// there.
 fn room_plan(
     keys: &[Key],
     current: &KeySecret,
@@ -390,7 +400,7 @@ fn room_plan(
     // switched back on.
     let old = others.first().expect("two keys, one is not current");
     if !old.active && Some(old.id.as_str()) == previous {
-        if matches!((old.created, began.previous), (Some(c), Some(b)) if minted_in_window(c, b)) {
+        if matches!((old.created, began.previous), (Some(c), Some(b)) if minted_after(c, b)) {
             return Ok(Some((old.id.clone(), "the inactive AWSPREVIOUS key")));
         }
         return Err(Error::target(format!(
@@ -559,8 +569,9 @@ impl Target for IamAccessKey {
         };
         let mut left: Vec<Key> = keys;
         if retire == Retire::NextRotation && previous.as_deref() != Some(current.key_id.as_str()) {
-            // The next rotation deletes the previous key before it mints.
-            left.retain(|k| Some(k.id.as_str()) != previous.as_deref());
+            // The next rotation retires an active previous key before it mints; an inactive one
+            // is left to make room.
+            left.retain(|k| !k.active || Some(k.id.as_str()) != previous.as_deref());
         }
         checks.push(
             match room_plan(&left, &current, previous.as_deref(), began) {
@@ -814,7 +825,7 @@ impl IamAccessKey {
         // The key of `AWSCURRENT` or `AWSPREVIOUS` (Secrets Manager's probe, or a value sealed by
         // a reader of `AWSCURRENT`) is not this rotation's to delete: it may be live, only hidden.
         let held = *key == current.key_id
-            || self.previous_key(v, user).await.ok().flatten().as_deref() == Some(key.as_str());
+            || self.previous_key(v, user).await?.as_deref() == Some(key.as_str());
         if held {
             return Err(Error::target(format!(
                 "the AWSPENDING key {key} is not a key of user {user:?} ({misses} listings over {} s agree); it is \
