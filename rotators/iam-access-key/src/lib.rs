@@ -932,6 +932,59 @@ mod tests {
         );
     }
 
+    /// Which key createSecret may delete when the user has two: one row per second key.
+    #[test]
+    fn only_a_key_provably_this_secrets_makes_room() {
+        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+        let value = SecretString::from(
+            r#"{"UserName":"app","AccessKeyId":"CUR","SecretAccessKey":"sk"}"#.to_owned(),
+        );
+        let current = KeySecret::parse(&value, AWSCURRENT).unwrap();
+        let key = |id: &str, active: bool, at: u64| Key {
+            id: id.into(),
+            active,
+            created: Some(t(at)),
+        };
+        // The previous version was created at 100; this rotation began at 5,000.
+        let began = Began {
+            this: Some(t(5_000)),
+            previous: Some(t(100)),
+        };
+        let plan = |other: Key, previous: Option<&str>| {
+            room_plan(&[key("CUR", true, 0), other], &current, previous, began)
+                .map(|p| p.map(|(id, _)| id))
+                .map_err(|e| e.to_string())
+        };
+        // Minted by the rotation that made the previous version, however late its retry ran.
+        assert_eq!(
+            plan(key("OLD", false, 100), Some("OLD")),
+            Ok(Some("OLD".into()))
+        );
+        assert_eq!(
+            plan(key("OLD", false, 4_000), Some("OLD")),
+            Ok(Some("OLD".into()))
+        );
+        // Older than its version: put in by hand, or named there by a writer.
+        let err = plan(key("OLD", false, 99), Some("OLD")).unwrap_err();
+        assert!(err.contains("no rotation of this secret minted"), "{err}");
+        // Inactive but no version holds it: kept to be switched back on.
+        let err = plan(key("B", false, 4_000), Some("OLD")).unwrap_err();
+        assert!(
+            err.contains("an inactive key") && err.contains("not deleted"),
+            "{err}"
+        );
+        // Active previous: retire's to judge, never room's.
+        let err = plan(key("OLD", true, 100), Some("OLD")).unwrap_err();
+        assert!(err.contains("still active"), "{err}");
+        // This rotation's orphan, and a key from before it began.
+        assert_eq!(
+            plan(key("ORPHAN", true, 5_001), Some("OLD")),
+            Ok(Some("ORPHAN".into()))
+        );
+        let err = plan(key("OTHER", true, 4_999), Some("OLD")).unwrap_err();
+        assert!(err.contains("may belong to another system"), "{err}");
+    }
+
     /// Whose key createSecret mints: one row per (tag, what the AWSCURRENT key signs in as).
     #[test]
     fn a_key_is_minted_only_for_the_user_the_secret_proves_or_pins() {
