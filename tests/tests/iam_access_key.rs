@@ -90,6 +90,45 @@ impl Rig {
         (user, arn, key, secret_key)
     }
 
+    /// A value sealed as createSecret would (which takes reading `AWSCURRENT`), stored under the
+    /// rotation's version `token` before createSecret runs.
+    async fn plant_sealed(&self, arn: &str, token: &str, value: &Value) {
+        let store = shared::store::AwsStore::new(self.admin.sm.clone());
+        let sealed = stack::sealed(&store, arn, token, &value.to_string()).await;
+        self.admin
+            .sm
+            .put_secret_value()
+            .secret_id(arn)
+            .client_request_token(token)
+            .secret_string(sealed)
+            .version_stages(AWSPENDING)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// testSecret on version `token` while IAM leaves `key` out of every listing: its error.
+    async fn test_with_key_hidden(
+        &mut self,
+        tamper: &Tamper,
+        arn: &str,
+        token: &str,
+        key: &str,
+    ) -> String {
+        tamper.hide(key, usize::MAX);
+        let err = driver::step(
+            &mut self.function,
+            Step::Test,
+            arn,
+            token,
+            Duration::from_secs(8),
+        )
+        .await
+        .unwrap_err();
+        tamper.hide(key, 0);
+        err
+    }
+
     async fn rotate(&mut self, arn: &str, resume: bool) -> Rotation {
         let opts = Options {
             resume,
@@ -411,17 +450,7 @@ async fn a_probe_whose_key_is_not_listed_deletes_nothing() {
     let mut rig = Rig::at("next-rotation", true, tamper.url.clone()).await;
     let (user, arn, k0, _) = rig.user_and_secret().await;
     let probe = stack::begin_probe(&rig.admin.sm, &arn, &stack::function_arn(BINARY)).await;
-    tamper.hide(&k0, usize::MAX);
-    let err = driver::step(
-        &mut rig.function,
-        Step::Test,
-        &arn,
-        &probe,
-        Duration::from_secs(8),
-    )
-    .await
-    .unwrap_err();
-    tamper.hide(&k0, 0);
+    let err = rig.test_with_key_hidden(&tamper, &arn, &probe, &k0).await;
     assert!(
         err.contains(k0.as_str()) && err.contains("not deleted"),
         "{err}"
@@ -475,29 +504,8 @@ async fn a_sealed_pending_value_naming_the_current_key_deletes_nothing() {
         .await
         .unwrap();
     let copy = json!({"UserName": user, "AccessKeyId": k0, "SecretAccessKey": s0, "note": "x"});
-    let admin_store = shared::store::AwsStore::new(rig.admin.sm.clone());
-    let copy = stack::sealed(&admin_store, &arn, &token, &copy.to_string()).await;
-    rig.admin
-        .sm
-        .put_secret_value()
-        .secret_id(&arn)
-        .client_request_token(&token)
-        .secret_string(copy)
-        .version_stages(AWSPENDING)
-        .send()
-        .await
-        .unwrap();
-    tamper.hide(&k0, usize::MAX);
-    let err = driver::step(
-        &mut rig.function,
-        Step::Test,
-        &arn,
-        &token,
-        Duration::from_secs(8),
-    )
-    .await
-    .unwrap_err();
-    tamper.hide(&k0, 0);
+    rig.plant_sealed(&arn, &token, &copy).await;
+    let err = rig.test_with_key_hidden(&tamper, &arn, &token, &k0).await;
     assert!(
         err.contains(k0.as_str()) && err.contains("not deleted"),
         "{err}"
@@ -781,18 +789,7 @@ async fn a_pending_value_for_another_user_is_refused() {
     let foreign = json!({"UserName": other, "AccessKeyId": ok, "SecretAccessKey": os});
     // Sealed as createSecret would, which takes reading AWSCURRENT: the user check behind the
     // seal still refuses it.
-    let admin_store = shared::store::AwsStore::new(rig.admin.sm.clone());
-    let foreign = stack::sealed(&admin_store, &arn, &token, &foreign.to_string()).await;
-    rig.admin
-        .sm
-        .put_secret_value()
-        .secret_id(&arn)
-        .client_request_token(&token)
-        .secret_string(foreign)
-        .version_stages(AWSPENDING)
-        .send()
-        .await
-        .unwrap();
+    rig.plant_sealed(&arn, &token, &foreign).await;
     for step in [Step::Set, Step::Test, Step::Finish] {
         let reply = driver::step(
             &mut rig.function,
